@@ -1,0 +1,314 @@
+"""A surge a newcomer can watch: thousands of households and hundreds of hosts arrive over a minute or
+two, capacity changes mid-run, an operator reviews and approves, beneficiaries and hosts answer.
+
+Everything goes through the centre's public doors only: the services' HTTP APIs, and the partner
+submission topic for the hosts that a partner network sends as events (plus a few malformed messages,
+so the dead-letter path shows up in the summary). The summary comes from the audit log, the auditor's
+own view of what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from deploy.local import synthetic
+from schemas import topics
+from schemas.envelope import Envelope
+from schemas.events import HostProfile, HostSubmitted
+
+CASEWORKERS = ("caseworker-ana", "caseworker-bo")
+APPROVERS = ("approver-chen", "approver-dia")
+
+
+@dataclass
+class SurgeSettings:
+    cases: int = 3000
+    hosts: int = 300
+    pools: int = 4
+    arrival_seconds: float = 75.0
+    seed: int = 7
+    partner_event_share: float = 0.2
+    malformed_messages: int = 3
+    approve_share: float = 0.95
+    beneficiary_accept_share: float = 0.88
+    host_accept_share: float = 0.92
+    settle_timeout_s: float = 180.0
+
+
+@dataclass
+class Tally:
+    registered: int = 0
+    hosts: int = 0
+    capacity_changes: int = 0
+    reviewed: int = 0
+    approved: int = 0
+    rejected: int = 0
+    accepted: int = 0
+    declined: int = 0
+    proposals_per_case: Counter[str] = field(default_factory=Counter)
+    turned_down: set[str] = field(default_factory=set)
+
+    @property
+    def rematched(self) -> int:
+        return sum(1 for case_id in self.turned_down if self.proposals_per_case[case_id] > 1)
+
+
+class Surge:
+    def __init__(self, urls: dict[str, str], bootstrap_servers: str, settings: SurgeSettings,
+                 say: Callable[[str], None] = print) -> None:
+        self.urls = urls
+        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        self.say = say
+        self.rng = random.Random(settings.seed)
+        self.pools = synthetic.pools(settings.pools)
+        self.tally = Tally()
+        self.host_versions: dict[str, int] = {}
+        self.host_capacity: dict[str, dict[str, Any]] = {}
+        self.arrivals_done = asyncio.Event()
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40))
+
+    async def play(self) -> dict[str, Any]:
+        started = time.monotonic()
+        s = self.settings
+        self.say(f"surge: {s.cases} households and {s.hosts} hosts in {s.pools} pools over {s.arrival_seconds:.0f} s")
+        try:
+            await self.register_hosts()
+            workers = [
+                asyncio.create_task(self.operator()),
+                asyncio.create_task(self.responders()),
+                asyncio.create_task(self.progress(started)),
+            ]
+            await asyncio.gather(self.arrive(), self.change_capacity())
+            self.arrivals_done.set()
+            await self.settle()
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            return await self.summary(time.monotonic() - started)
+        finally:
+            await self.http.aclose()
+
+    async def register_hosts(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            semaphore = asyncio.Semaphore(20)
+
+            async def one(index: int) -> None:
+                pool = self.pools[index % len(self.pools)]
+                body = synthetic.host_registration(self.rng, pool, index)
+                if self.rng.random() < self.settings.partner_event_share:
+                    await self.submit_as_partner(producer, body)
+                    return
+                async with semaphore:
+                    response = await self.http.post(f"{self.urls['intake']}/hosts", json=body)
+                response.raise_for_status()
+                host_id = response.json()["id"]
+                self.host_versions[host_id] = 1
+                self.host_capacity[host_id] = body["profile"]["capacity"]
+                self.tally.hosts += 1
+
+            await asyncio.gather(*(one(index) for index in range(self.settings.hosts)))
+            for number in range(self.settings.malformed_messages):
+                await self.send_malformed(producer, number)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        self.say(f"hosts: {self.tally.hosts} over HTTP, the rest as partner events"
+                 f" (+{self.settings.malformed_messages} malformed messages for the dead-letter topic)")
+
+    async def submit_as_partner(self, producer: AIOKafkaProducer, body: dict[str, Any]) -> None:
+        event = HostSubmitted(organisation_id=body["organisation_id"], external_ref=body["external_ref"],
+                              pool_id=body["pool_id"], profile=HostProfile.model_validate(body["profile"]))
+        envelope = Envelope(id=str(uuid.uuid4()), source="/partners/sponsor-network", type=event.type,
+                            time=datetime.now(UTC), subject=event.key())
+        await producer.send(topics.PARTNER_SUBMISSIONS, event.model_dump_json().encode(), key=event.key().encode(),
+                            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()])
+        self.tally.hosts += 1
+
+    async def send_malformed(self, producer: AIOKafkaProducer, number: int) -> None:
+        kind = number % 3
+        envelope = Envelope(id=str(uuid.uuid4()), source="/partners/sponsor-network",
+                            type="centre.partner.host-submitted.v1" if kind != 2 else "centre.partner.host-submitted.v9",
+                            time=datetime.now(UTC))
+        value = b"{not json" if kind == 0 else json.dumps({"organisation_id": "org-x"}).encode()
+        await producer.send(topics.PARTNER_SUBMISSIONS, value, key=b"malformed",
+                            headers=[(k, v.encode()) for k, v in envelope.to_headers().items()])
+
+    async def arrive(self) -> None:
+        s = self.settings
+        semaphore = asyncio.Semaphore(24)
+        interval = s.arrival_seconds / max(1, s.cases)
+        start = time.monotonic()
+
+        async def one(index: int) -> None:
+            pool = self.pools[index % len(self.pools)]
+            body = synthetic.case_registration(self.rng, pool, index)
+            async with semaphore:
+                response = await self.http.post(f"{self.urls['intake']}/cases", json=body)
+                response.raise_for_status()
+                case_id = response.json()["id"]
+                await self.record_matching_consent(case_id, body["language"])
+            self.tally.registered += 1
+
+        tasks = []
+        for index in range(s.cases):
+            delay = start + index * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(index)))
+        await asyncio.gather(*tasks)
+
+    async def record_matching_consent(self, case_id: str, language: str) -> None:
+        body = {
+            "purpose": "matching",
+            "obtained": {"information_language": language, "interpreter": language != "en",
+                         "obtained_on": date.today().isoformat(), "recorded_by": self.rng.choice(CASEWORKERS)},
+        }
+        deadline = time.monotonic() + 30
+        while True:
+            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body)
+            if response.status_code != 404 or time.monotonic() > deadline:
+                response.raise_for_status()
+                return
+            await asyncio.sleep(0.1)  # the registration is still on its way to the consent service
+
+    async def change_capacity(self) -> None:
+        s = self.settings
+        rounds = max(1, int(s.arrival_seconds // 10))
+        for _ in range(rounds):
+            await asyncio.sleep(s.arrival_seconds / (rounds + 1))
+            for host_id in self.rng.sample(sorted(self.host_versions), min(8, len(self.host_versions))):
+                capacity = dict(self.host_capacity[host_id])
+                change = self.rng.choice([-2, -1, 1, 2, 3])
+                capacity["people"] = max(0, capacity["people"] + change)
+                capacity["beds"] = max(0, capacity["beds"] + change)
+                self.host_versions[host_id] += 1
+                response = await self.http.put(f"{self.urls['intake']}/hosts/{host_id}/capacity",
+                                               json={"version": self.host_versions[host_id], "capacity": capacity})
+                response.raise_for_status()
+                self.host_capacity[host_id] = capacity
+                self.tally.capacity_changes += 1
+
+    async def queue(self, state: str) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{self.urls['consent']}/proposals", params={"state": state, "limit": 500})
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    async def step(self, proposal_id: str, action: str, body: dict[str, Any]) -> bool:
+        response = await self.http.post(f"{self.urls['consent']}/proposals/{proposal_id}/{action}", json=body)
+        if response.status_code == 409:
+            return False  # withdrawn by a re-solve meanwhile, or already answered: the workflow said no
+        response.raise_for_status()
+        return True
+
+    async def operator(self) -> None:
+        """Caseworkers review proposals; approvers (never the same person) decide them."""
+        while True:
+            for proposal in await self.queue("proposed"):
+                self.tally.proposals_per_case[proposal["case_id"]] += 1
+                if await self.step(proposal["proposal_id"], "review",
+                                   {"reviewed_by": self.rng.choice(CASEWORKERS), "recommendation": "approve"}):
+                    self.tally.reviewed += 1
+            for proposal in await self.queue("reviewed"):
+                approve = self.rng.random() < self.settings.approve_share
+                body = {"decided_by": self.rng.choice(APPROVERS), "decision": "approved" if approve else "rejected"}
+                if not approve:
+                    body["reason"] = "host cannot meet the household's needs"
+                if await self.step(proposal["proposal_id"], "decision", body):
+                    if approve:
+                        self.tally.approved += 1
+                    else:
+                        self.tally.rejected += 1
+                        self.tally.turned_down.add(proposal["case_id"])
+            await asyncio.sleep(0.5)
+
+    async def responders(self) -> None:
+        """Beneficiaries and hosts give their final say on approved matches."""
+        while True:
+            for proposal in await self.queue("approved"):
+                for party, share in (("beneficiary", self.settings.beneficiary_accept_share),
+                                     ("host", self.settings.host_accept_share)):
+                    if party == "beneficiary" and proposal["beneficiary_accepted"] is not None:
+                        continue
+                    if party == "host" and proposal["host_accepted"] is not None:
+                        continue
+                    accepted = self.rng.random() < share
+                    body = {"party": party, "accepted": accepted, "recorded_by": f"{party}-desk"}
+                    if not accepted:
+                        body["reason"] = "prefers to stay closer to relatives" if party == "beneficiary" else "no longer available"
+                    if await self.step(proposal["proposal_id"], "responses", body):
+                        if accepted:
+                            self.tally.accepted += 1
+                        else:
+                            self.tally.declined += 1
+                            self.tally.turned_down.add(proposal["case_id"])
+                            break
+            await asyncio.sleep(0.5)
+
+    async def audit_counts(self) -> Counter[str]:
+        response = await self.http.get(f"{self.urls['audit']}/audit/counts")
+        response.raise_for_status()
+        return Counter(response.json())
+
+    async def progress(self, started: float) -> None:
+        while True:
+            await asyncio.sleep(5)
+            counts = await self.audit_counts()
+            self.say(
+                f"[{time.monotonic() - started:5.0f} s] registered {self.tally.registered:5d}"
+                f" | proposed {counts['centre.match.proposed.v1']:5d}"
+                f" | approved {self.tally.approved:5d} | placed {counts['centre.placement.confirmed.v1']:5d}"
+                f" | declined {self.tally.declined:4d} | capacity changes {self.tally.capacity_changes:3d}"
+                f" | audit records {sum(counts.values()):6d}"
+            )
+
+    async def settle(self) -> None:
+        """Wait until no proposal waits for anyone and the audit log has stopped growing."""
+        deadline = time.monotonic() + self.settings.settle_timeout_s
+        quiet_rounds, last_total = 0, -1
+        while time.monotonic() < deadline and quiet_rounds < 6:
+            await asyncio.sleep(1)
+            waiting = sum([len(await self.queue(state)) for state in ("proposed", "reviewed", "approved")])
+            total = sum((await self.audit_counts()).values())
+            quiet_rounds = quiet_rounds + 1 if waiting == 0 and total == last_total else 0
+            last_total = total
+        if quiet_rounds < 6:
+            self.say("warning: the centre had not settled when the scenario's time ran out")
+
+    async def summary(self, elapsed: float) -> dict[str, Any]:
+        counts = await self.audit_counts()
+        verdict = (await self.http.get(f"{self.urls['audit']}/audit/verify")).json()
+        return {
+            "cases registered": counts["centre.case.registered.v1"],
+            "hosts registered": counts["centre.host.registered.v1"],
+            "capacity changes": counts["centre.host.capacity-updated.v1"],
+            "proposals made": counts["centre.match.proposed.v1"],
+            "proposals withdrawn by re-solves": counts["centre.match.proposal-withdrawn.v1"],
+            "cases proposed": len(self.tally.proposals_per_case),
+            "approved": self.tally.approved,
+            "rejected by approvers": self.tally.rejected,
+            "accepted (responses)": self.tally.accepted,
+            "declined (responses)": self.tally.declined,
+            "placed": counts["centre.placement.confirmed.v1"],
+            "re-matched after a decline or rejection": self.tally.rematched,
+            "notifications delivered": counts["centre.notification.delivered.v1"],
+            "dead letters": counts["centre.deadletter.recorded.v1"],
+            "solver runs": counts["centre.match.solver-run-recorded.v1"],
+            "audit records": sum(counts.values()),
+            "audit chain verified": bool(verdict["ok"]),
+            "time taken (s)": round(elapsed, 1),
+        }

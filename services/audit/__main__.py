@@ -1,0 +1,4 @@
+from services.audit.app import definition
+from services.runtime.service import run
+
+run(definition)

@@ -1,0 +1,106 @@
+"""What each event means for matching: one function per event type, each marking its pool for a re-solve."""
+
+from __future__ import annotations
+
+from schemas.events import (
+    ApprovalDecided,
+    BeneficiaryResponded,
+    CapacityUpdated,
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    DataUseConsentRecorded,
+    DataUseConsentWithdrawn,
+    HostRegistered,
+    HostResponded,
+    PlacementConfirmed,
+    ProposalWithdrawn,
+)
+from services.matching import store
+from services.runtime.consumer import Delivery
+
+
+async def withdraw_pending(delivery: Delivery, case_id: str, reason: str) -> None:
+    """Withdraw the case's pending proposal, if it has one, and say so."""
+    for row in await store.pending_proposals_of_case(delivery.connection, case_id):
+        await store.set_proposal_status(delivery.connection, row["proposal_id"], "withdrawn")
+        await delivery.publish(ProposalWithdrawn(
+            proposal_id=row["proposal_id"], case_id=case_id, host_id=row["host_id"], reason=reason
+        ))
+
+
+async def on_case_registered(event: CaseRegistered, delivery: Delivery) -> None:
+    await store.upsert_case(delivery.connection, event.case_id, event.pool_id, event.profile.model_dump(mode="json"),
+                            traceparent=delivery.envelope.traceparent)
+    await store.mark_dirty(delivery.connection, event.pool_id)
+
+
+async def on_case_updated(event: CaseUpdated, delivery: Delivery) -> None:
+    await store.upsert_case(delivery.connection, event.case_id, event.pool_id,
+                            event.profile.model_dump(mode="json"), event.version)
+    await store.mark_dirty(delivery.connection, event.pool_id)
+
+
+async def on_case_withdrawn(event: CaseWithdrawn, delivery: Delivery) -> None:
+    await store.withdraw_case(delivery.connection, event.case_id)
+    await withdraw_pending(delivery, event.case_id, "case withdrawn")
+    await store.mark_case_pool_dirty(delivery.connection, event.case_id)
+
+
+async def on_consent_recorded(event: DataUseConsentRecorded, delivery: Delivery) -> None:
+    if event.purpose != "matching":
+        return
+    await store.record_consent(delivery.connection, event.consent_id, event.case_id, event.expires_on)
+    await store.mark_case_pool_dirty(delivery.connection, event.case_id)
+
+
+async def on_consent_withdrawn(event: DataUseConsentWithdrawn, delivery: Delivery) -> None:
+    if event.purpose != "matching":
+        return
+    await store.withdraw_consent(delivery.connection, event.consent_id)
+    if not await store.has_consent_in_force(delivery.connection, event.case_id):
+        await withdraw_pending(delivery, event.case_id, "consent for matching withdrawn")
+    await store.mark_case_pool_dirty(delivery.connection, event.case_id)
+
+
+async def on_host_registered(event: HostRegistered, delivery: Delivery) -> None:
+    await store.upsert_host(delivery.connection, event.host_id, event.pool_id, event.profile.model_dump(mode="json"))
+    await store.mark_dirty(delivery.connection, event.pool_id)
+
+
+async def on_capacity_updated(event: CapacityUpdated, delivery: Delivery) -> None:
+    if await store.set_capacity(delivery.connection, event.host_id, event.version,
+                                event.capacity.model_dump(mode="json")):
+        await store.mark_dirty(delivery.connection, event.pool_id)
+
+
+async def on_approval_decided(event: ApprovalDecided, delivery: Delivery) -> None:
+    proposal = await store.proposal(delivery.connection, event.proposal_id)
+    if proposal is None:
+        return
+    if event.decision == "approved":
+        # A human approval stands even if a re-solve withdrew the proposal meanwhile; any newer pending
+        # proposal for the same case gives way to it.
+        if proposal["status"] == "withdrawn":
+            await withdraw_pending(delivery, event.case_id, "an earlier proposal was approved")
+        await store.set_proposal_status(delivery.connection, event.proposal_id, "approved", ("pending", "withdrawn"))
+    else:
+        await store.set_proposal_status(delivery.connection, event.proposal_id, "rejected")
+        await store.forbid_pair(delivery.connection, event.case_id, event.host_id, "rejected by approver")
+    await store.mark_dirty(delivery.connection, proposal["pool_id"])
+
+
+async def on_response(event: BeneficiaryResponded | HostResponded, delivery: Delivery) -> None:
+    if event.accepted:
+        return
+    proposal = await store.proposal(delivery.connection, event.proposal_id)
+    if proposal is None:
+        return
+    party = "beneficiary" if isinstance(event, BeneficiaryResponded) else "host"
+    await store.set_proposal_status(delivery.connection, event.proposal_id, "declined")
+    await store.forbid_pair(delivery.connection, event.case_id, event.host_id, f"declined by {party}")
+    await store.mark_dirty(delivery.connection, proposal["pool_id"])
+
+
+async def on_placement_confirmed(event: PlacementConfirmed, delivery: Delivery) -> None:
+    await store.set_proposal_status(delivery.connection, event.proposal_id, "placed")

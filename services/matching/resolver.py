@@ -1,0 +1,188 @@
+"""Incremental re-solving: pools marked dirty by events are solved again, a few at a time.
+
+Marks are coalesced: a burst of events on one pool becomes one solve after a short window. A solve reads
+a consistent snapshot, runs the solver in a worker thread (CP-SAT releases the interpreter, so the
+service keeps consuming events meanwhile), then applies the result in one transaction against the pool
+as it is *now*: a proposal that no longer fits (capacity cut, consent withdrawn, pair declined during the
+solve) is not made, and the pool, marked dirty again by that very change, is solved once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from pydantic_settings import SettingsConfigDict
+
+from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecorded
+from services.matching import store
+from services.matching.model import Case, Host, PoolSnapshot, SolverParams, Weights, compatible
+from services.matching.pool import snapshot_from_rows
+from services.matching.solver import SolveResult, solve
+from services.runtime.outbox import record_event
+from services.runtime.service import ServiceContext
+from services.runtime.settings import ServiceSettings
+from services.runtime.tracing import context_from_headers, tracer
+
+log = structlog.get_logger(__name__)
+
+
+class MatchingSettings(ServiceSettings):
+    """Matching's own settings, from the environment like every other (``MATCHING_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    matching_coalesce_window_s: float = 0.5
+    matching_time_limit_s: float = 10.0
+    matching_seed: int = 0
+    matching_top_k: int = 30
+    matching_weight_beneficiary_preference: float = 1.0
+    matching_weight_host_preference: float = 0.5
+    matching_weight_prospects: float = 1.0
+    matching_weight_ties: float = 0.5
+    matching_disruption_cost: float = 0.25
+
+    def solver_params(self) -> SolverParams:
+        return SolverParams(
+            weights=Weights(
+                beneficiary_preference=self.matching_weight_beneficiary_preference,
+                host_preference=self.matching_weight_host_preference,
+                prospects=self.matching_weight_prospects,
+                ties=self.matching_weight_ties,
+                disruption_cost=self.matching_disruption_cost,
+            ),
+            time_limit_s=self.matching_time_limit_s,
+            seed=self.matching_seed,
+            top_k=self.matching_top_k,
+        )
+
+
+async def resolve_dirty_pools(context: ServiceContext) -> None:
+    """The background task: every coalescing window, solve each pool marked dirty since its last solve."""
+    settings = MatchingSettings()
+    params = settings.solver_params()
+    while True:
+        await asyncio.sleep(settings.matching_coalesce_window_s)
+        async with context.pool.acquire() as connection:
+            dirty = await store.dirty_pools(connection)
+        for row in dirty:
+            await resolve_pool(context, row["pool_id"], params)
+
+
+async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverParams) -> SolveResult | None:
+    started_at = datetime.now(UTC)
+    async with context.pool.acquire() as connection:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            marked_at = await connection.fetchval("SELECT marked_at FROM dirty_pools WHERE pool_id = $1", pool_id)
+            rows = await store.pool_inputs(connection, pool_id)
+        if marked_at is None:
+            return None
+        snapshot, pending_ids = snapshot_from_rows(pool_id, rows)
+        result = await asyncio.to_thread(solve, snapshot, params)
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"apply:{pool_id}")
+            made, withdrawn = await apply(connection, context.source, snapshot, pending_ids, result, params,
+                                          started_at)
+            await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at = $2",
+                                     pool_id, marked_at)
+    log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
+             status=result.status, proposals=made, withdrawals=withdrawn, duration_s=round(result.duration_s, 3))
+    return result
+
+
+async def apply(
+    connection: asyncpg.Connection,
+    source: str,
+    solved: PoolSnapshot,
+    pending_ids: dict[str, str],
+    result: SolveResult,
+    params: SolverParams,
+    started_at: datetime,
+) -> tuple[int, int]:
+    """Withdraw superseded proposals and make new ones that still fit the pool as it is now."""
+    run_id = f"run-{uuid.uuid4()}"
+    rows = await store.pool_inputs(connection, solved.pool_id)
+    current, current_pending_ids = snapshot_from_rows(solved.pool_id, rows)
+    traceparents = {row["case_id"]: row["traceparent"] for row in rows["cases"]}
+    withdrawn = 0
+    for case_id in result.withdrawn:
+        proposal_id = pending_ids.get(case_id)
+        if proposal_id is None or current_pending_ids.get(case_id) != proposal_id:
+            continue
+        if await store.set_proposal_status(connection, proposal_id, "withdrawn", only_from=("pending",)):
+            withdrawn += 1
+            reason = ("superseded by a better match" if case_id in result.new_proposals
+                      else "no longer fits after a change in the pool")
+            await record_event(connection, ProposalWithdrawn(
+                proposal_id=proposal_id, case_id=case_id, host_id=solved.pending[case_id], reason=reason,
+                run_id=run_id), source=source)
+            current = dataclasses.replace(current, pending={k: v for k, v in current.pending.items() if k != case_id})
+
+    cases = {case.case_id: case for case in current.cases}
+    hosts = {host.host_id: host for host in current.hosts}
+    load = Load(cases, hosts)
+    for case_id, host_id in (*current.fixed.items(), *current.pending.items()):
+        load.add(case_id, host_id)
+    made = 0
+    for case_id, host_id in sorted(result.new_proposals.items()):
+        case, host = cases.get(case_id), hosts.get(host_id)
+        if (case is None or host is None or case_id in current.fixed or case_id in current.pending
+                or (case_id, host_id) in current.forbidden or compatible(case, host) is not None
+                or not load.fits(case, host)):
+            continue  # the pool changed during the solve; it is dirty again and will be solved again
+        load.add(case_id, host_id)
+        proposal_id = f"proposal-{uuid.uuid4()}"
+        explanation = result.explanations[case_id].to_dict() if case_id in result.explanations else {}
+        score = float(explanation.get("score", 0.0))
+        await store.insert_proposal(connection, proposal_id=proposal_id, case_id=case_id, host_id=host_id,
+                                    pool_id=solved.pool_id, run_id=run_id, score=score)
+        with tracer().start_as_current_span("propose", context=context_from_headers(
+                {"traceparent": traceparents.get(case_id) or ""})):
+            await record_event(connection, MatchProposed(
+                proposal_id=proposal_id, case_id=case_id, host_id=host_id, pool_id=solved.pool_id, run_id=run_id,
+                urgency=case.urgency, score=score, explanation=explanation), source=source)
+        made += 1
+
+    parameters = {"weights": dataclasses.asdict(params.weights), "time_limit_s": params.time_limit_s,
+                  "workers": params.workers, "top_k": params.top_k, "relative_gap": params.relative_gap}
+    run = dict(run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, parameters=parameters,
+               solver_version=result.solver_version, seed=params.seed, status=result.status,
+               objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
+               proposals=made, withdrawals=withdrawn)
+    await store.record_run(connection, **run, started_at=started_at)
+    inputs = {"cases": len(solved.cases), "hosts": len(solved.hosts), "fixed": len(solved.fixed),
+              "pending": len(solved.pending), "forbidden": len(solved.forbidden)}
+    await record_event(connection, SolverRunRecorded(**run, inputs=inputs), source=source)
+    return made, withdrawn
+
+
+class Load:
+    """What each host already holds, to check that a proposal still fits when it is applied."""
+
+    def __init__(self, cases: dict[str, Case], hosts: dict[str, Host]) -> None:
+        self.cases = cases
+        self.hosts = hosts
+        self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    @staticmethod
+    def demand(case: Case) -> dict[str, int]:
+        return {"people": case.people, "beds": case.beds, "accessible_units": int(case.needs_accessible),
+                "school_places": case.school_places}
+
+    def add(self, case_id: str, host_id: str) -> None:
+        case = self.cases.get(case_id)
+        if case is not None:
+            for dimension, amount in self.demand(case).items():
+                self.used[host_id][dimension] += amount
+
+    def fits(self, case: Case, host: Host) -> bool:
+        capacity = host.capacity
+        return all(
+            self.used[host.host_id][dimension] + amount <= getattr(capacity, dimension)
+            for dimension, amount in self.demand(case).items()
+        )

@@ -1,0 +1,171 @@
+"""Matching's SQL: the state of each pool, its proposals, and its solver runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+LIVE = ("pending", "approved", "placed")
+
+
+async def mark_dirty(connection: asyncpg.Connection, pool_id: str) -> None:
+    await connection.execute(
+        "INSERT INTO dirty_pools (pool_id) VALUES ($1)"
+        " ON CONFLICT (pool_id) DO UPDATE SET marked_at = clock_timestamp()",
+        pool_id,
+    )
+
+
+async def mark_case_pool_dirty(connection: asyncpg.Connection, case_id: str) -> None:
+    pool_id = await connection.fetchval("SELECT pool_id FROM cases WHERE case_id = $1", case_id)
+    if pool_id is not None:
+        await mark_dirty(connection, pool_id)
+
+
+async def dirty_pools(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await connection.fetch("SELECT pool_id, marked_at FROM dirty_pools ORDER BY marked_at")
+
+
+async def clear_dirty(connection: asyncpg.Connection, pool_id: str, solved_from: datetime) -> None:
+    """Clear the mark unless the pool changed again after the snapshot the solve started from."""
+    await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at <= $2", pool_id, solved_from)
+
+
+async def upsert_case(connection: asyncpg.Connection, case_id: str, pool_id: str, profile: dict[str, Any],
+                      version: int = 1, traceparent: str | None = None) -> None:
+    await connection.execute(
+        "INSERT INTO cases (case_id, pool_id, profile, version, traceparent) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (case_id) DO UPDATE SET pool_id = EXCLUDED.pool_id, profile = EXCLUDED.profile,"
+        " version = EXCLUDED.version WHERE cases.version < EXCLUDED.version",
+        case_id, pool_id, json.dumps(profile), version, traceparent,
+    )
+
+
+async def withdraw_case(connection: asyncpg.Connection, case_id: str) -> None:
+    await connection.execute("UPDATE cases SET withdrawn = true WHERE case_id = $1", case_id)
+
+
+async def record_consent(connection: asyncpg.Connection, consent_id: str, case_id: str, expires_on: Any) -> None:
+    await connection.execute(
+        "INSERT INTO matching_consents (consent_id, case_id, expires_on) VALUES ($1, $2, $3)"
+        " ON CONFLICT (consent_id) DO NOTHING",
+        consent_id, case_id, expires_on,
+    )
+
+
+async def withdraw_consent(connection: asyncpg.Connection, consent_id: str) -> None:
+    await connection.execute("UPDATE matching_consents SET withdrawn = true WHERE consent_id = $1", consent_id)
+
+
+async def has_consent_in_force(connection: asyncpg.Connection, case_id: str) -> bool:
+    return bool(await connection.fetchval(
+        "SELECT true FROM matching_consents WHERE case_id = $1 AND NOT withdrawn"
+        " AND (expires_on IS NULL OR expires_on >= current_date) LIMIT 1",
+        case_id,
+    ))
+
+
+async def upsert_host(connection: asyncpg.Connection, host_id: str, pool_id: str, profile: dict[str, Any]) -> None:
+    await connection.execute(
+        "INSERT INTO hosts (host_id, pool_id, profile, capacity) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (host_id) DO NOTHING",
+        host_id, pool_id, json.dumps(profile), json.dumps(profile["capacity"]),
+    )
+
+
+async def set_capacity(connection: asyncpg.Connection, host_id: str, version: int, capacity: dict[str, Any]) -> bool:
+    """Apply an absolute capacity if it is newer than what is held; a replayed or late one changes nothing."""
+    status = await connection.execute(
+        "UPDATE hosts SET capacity = $3, capacity_version = $2 WHERE host_id = $1 AND capacity_version < $2",
+        host_id, version, json.dumps(capacity),
+    )
+    return status == "UPDATE 1"
+
+
+async def host_pool(connection: asyncpg.Connection, host_id: str) -> str | None:
+    return await connection.fetchval("SELECT pool_id FROM hosts WHERE host_id = $1", host_id)  # type: ignore[no-any-return]
+
+
+async def proposal(connection: asyncpg.Connection, proposal_id: str) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        "SELECT proposal_id, case_id, host_id, pool_id, status FROM proposals WHERE proposal_id = $1 FOR UPDATE",
+        proposal_id,
+    )
+
+
+async def set_proposal_status(connection: asyncpg.Connection, proposal_id: str, status: str,
+                              only_from: tuple[str, ...] | None = None) -> bool:
+    if only_from is None:
+        result = await connection.execute(
+            "UPDATE proposals SET status = $2, updated_at = now() WHERE proposal_id = $1", proposal_id, status
+        )
+    else:
+        result = await connection.execute(
+            "UPDATE proposals SET status = $2, updated_at = now() WHERE proposal_id = $1 AND status = ANY($3::text[])",
+            proposal_id, status, list(only_from),
+        )
+    return result == "UPDATE 1"
+
+
+async def pending_proposals_of_case(connection: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        "SELECT proposal_id, case_id, host_id, pool_id FROM proposals WHERE case_id = $1 AND status = 'pending'"
+        " FOR UPDATE",
+        case_id,
+    )
+
+
+async def forbid_pair(connection: asyncpg.Connection, case_id: str, host_id: str, reason: str) -> None:
+    await connection.execute(
+        "INSERT INTO forbidden_pairs (case_id, host_id, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        case_id, host_id, reason,
+    )
+
+
+async def insert_proposal(connection: asyncpg.Connection, *, proposal_id: str, case_id: str, host_id: str,
+                          pool_id: str, run_id: str, score: float) -> None:
+    await connection.execute(
+        "INSERT INTO proposals (proposal_id, case_id, host_id, pool_id, run_id, status, score)"
+        " VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+        proposal_id, case_id, host_id, pool_id, run_id, score,
+    )
+
+
+async def pool_inputs(connection: asyncpg.Connection, pool_id: str) -> dict[str, list[asyncpg.Record]]:
+    """Everything one solve of a pool needs, read in one snapshot."""
+    cases = await connection.fetch(
+        "SELECT c.case_id, c.profile, c.arrived_seq, c.traceparent FROM cases c"
+        " WHERE c.pool_id = $1 AND NOT c.withdrawn"
+        " AND (EXISTS (SELECT 1 FROM proposals p WHERE p.case_id = c.case_id AND p.status IN ('approved', 'placed'))"
+        "      OR EXISTS (SELECT 1 FROM matching_consents m WHERE m.case_id = c.case_id AND NOT m.withdrawn"
+        "                 AND (m.expires_on IS NULL OR m.expires_on >= current_date)))"
+        " ORDER BY c.arrived_seq",
+        pool_id,
+    )
+    hosts = await connection.fetch(
+        "SELECT host_id, profile, capacity FROM hosts WHERE pool_id = $1 ORDER BY host_id", pool_id
+    )
+    proposals = await connection.fetch(
+        "SELECT proposal_id, case_id, host_id, status FROM proposals"
+        " WHERE pool_id = $1 AND status = ANY($2::text[])",
+        pool_id, list(LIVE),
+    )
+    forbidden = await connection.fetch(
+        "SELECT f.case_id, f.host_id FROM forbidden_pairs f JOIN cases c USING (case_id) WHERE c.pool_id = $1",
+        pool_id,
+    )
+    return {"cases": cases, "hosts": hosts, "proposals": proposals, "forbidden": forbidden}
+
+
+async def record_run(connection: asyncpg.Connection, **run: Any) -> None:
+    await connection.execute(
+        "INSERT INTO solver_runs (run_id, pool_id, inputs_digest, parameters, solver_version, seed, status,"
+        " objective, bound, gap, duration_s, proposals, withdrawals, started_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        run["run_id"], run["pool_id"], run["inputs_digest"], json.dumps(run["parameters"]), run["solver_version"],
+        run["seed"], run["status"], run["objective"], run["bound"], run["gap"], run["duration_s"],
+        run["proposals"], run["withdrawals"], run["started_at"],
+    )

@@ -1,0 +1,119 @@
+"""Test-side access to a running centre: its HTTP doors, its broker, its database, and patient waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from schemas.envelope import Envelope
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition",
+                     interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class Centre:
+    """The running stack as a test sees it."""
+
+    def __init__(self, urls: dict[str, str], bootstrap_servers: str, database_url: str) -> None:
+        self.urls = urls
+        self.bootstrap_servers = bootstrap_servers
+        self.database_url = database_url
+        self.http = httpx.AsyncClient(timeout=30)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def post(self, service: str, path: str, body: dict[str, Any], expect: int | tuple[int, ...] = (200, 201,
+                                                                                                         202)) -> Any:
+        response = await self.http.post(f"{self.urls[service]}{path}", json=body)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{service} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        response = await self.http.get(f"{self.urls[service]}{path}", params=params)
+        assert response.status_code == 200, f"{service} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def register_host(self, pool_id: str, *, people: int, school_places: int = 4, **profile: Any) -> str:
+        body = {"organisation_id": "org-test-partner", "pool_id": pool_id, "profile": {
+            "host_type": "sponsor_group", "place": f"{pool_id}-town",
+            "capacity": {"people": people, "beds": people, "school_places": school_places, "accessible_units": 1},
+            **profile}}
+        return (await self.post("intake", "/hosts", body))["id"]  # type: ignore[no-any-return]
+
+    async def register_case(self, pool_id: str, *, adults: int = 1, children: int = 0, consent: bool = True,
+                            urgency: str = "normal", external_ref: str | None = None,
+                            identity: dict[str, Any] | None = None) -> str:
+        members = [{"age_band": "30-49", "sex": "female", "relationship": "applicant"}]
+        members += [{"age_band": "30-49", "sex": "male", "relationship": "adult"}] * (adults - 1)
+        members += [{"age_band": "5-11", "sex": "male", "relationship": "child"}] * children
+        body = {"organisation_id": "org-test-desk", "external_ref": external_ref or f"ref-{uuid.uuid4()}",
+                "pool_id": pool_id, "profile": {"members": members, "urgency": urgency}}
+        if identity is not None:
+            body["identity"] = identity
+        case_id: str = (await self.post("intake", "/cases", body))["id"]
+        if consent:
+            await self.consent_to_matching(case_id)
+        return case_id
+
+    async def consent_to_matching(self, case_id: str) -> str:
+        body = {"purpose": "matching", "obtained": {"information_language": "en", "obtained_on": date.today().isoformat(),
+                                                    "recorded_by": "caseworker-test"}}
+
+        async def attempt() -> str | None:
+            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body)
+            if response.status_code == 404:
+                return None  # the registration has not reached the consent service yet
+            assert response.status_code == 201, response.text
+            return response.json()["consent_id"]  # type: ignore[no-any-return]
+
+        return await eventually(attempt, what=f"consent service to know {case_id}")
+
+    async def proposals(self, state: str) -> list[dict[str, Any]]:
+        return await self.get("consent", "/proposals", state=state, limit=1000)  # type: ignore[no-any-return]
+
+    async def proposal_for(self, case_id: str, state: str = "proposed", timeout: float = 30.0) -> dict[str, Any]:
+        async def find() -> dict[str, Any] | None:
+            return next((p for p in await self.proposals(state) if p["case_id"] == case_id), None)
+
+        return await eventually(find, timeout=timeout, what=f"a {state} proposal for {case_id}")
+
+    async def audit_of(self, subject: str) -> list[dict[str, Any]]:
+        return await self.get("audit", f"/audit/subjects/{subject}")  # type: ignore[no-any-return]
+
+    async def database(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.database_url)
+
+    async def send_raw(self, topic: str, value: bytes, headers: dict[str, str], key: bytes = b"test") -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+        finally:
+            await producer.stop()
+
+
+def envelope_headers(event_type: str, subject: str | None = None) -> dict[str, str]:
+    return Envelope(id=str(uuid.uuid4()), source="/tests", type=event_type, time=datetime.now(UTC),
+                    subject=subject).to_headers()

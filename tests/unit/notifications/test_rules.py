@@ -1,0 +1,148 @@
+"""The notification rules: who is told what for each event, and ids that a repeated cause cannot change."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from schemas.events import (
+    ApprovalDecided,
+    BeneficiaryResponded,
+    CaseWithdrawn,
+    Event,
+    MatchProposed,
+    PlacementConfirmed,
+    ProposalWithdrawn,
+)
+from services.notifications.rules import (
+    CAUSES,
+    DEFAULT_CHANNEL,
+    DEFAULT_LANGUAGE,
+    Notification,
+    desk,
+    notification_id,
+    notifications_for,
+)
+
+CAUSE = "3f1c2a7e-8d4b-4c59-9a0e-6b5d4c3b2a10"
+
+
+def proposed() -> MatchProposed:
+    return MatchProposed(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                         run_id="run-1", score=3.5)
+
+
+def decided(decision: str) -> ApprovalDecided:
+    return ApprovalDecided(proposal_id="proposal-1", case_id="case-1", host_id="host-1", decision=decision,  # type: ignore[arg-type]
+                           decided_by="approver-1", reviewed_by="caseworker-1")
+
+
+def placed() -> PlacementConfirmed:
+    return PlacementConfirmed(placement_id="placement-1", proposal_id="proposal-1", case_id="case-1",
+                              host_id="host-1", pool_id="pool-north")
+
+
+def withdrawn() -> ProposalWithdrawn:
+    return ProposalWithdrawn(proposal_id="proposal-1", case_id="case-1", host_id="host-1",
+                             reason="superseded by a better match")
+
+
+def targets(notifications: list[Notification]) -> list[tuple[str, str, str]]:
+    return [(n.rule, n.recipient_kind, n.recipient_ref) for n in notifications]
+
+
+def test_a_proposal_goes_to_the_desk_of_its_pool_for_review() -> None:
+    assert targets(notifications_for(proposed(), CAUSE)) == [("proposal_to_review", "caseworker", "desk:pool-north")]
+
+
+def test_an_approved_proposal_is_offered_to_the_beneficiary_and_the_host() -> None:
+    assert targets(notifications_for(decided("approved"), CAUSE)) == [
+        ("match_offer", "beneficiary", "case-1"),
+        ("host_offer", "host", "host-1"),
+    ]
+
+
+def test_a_rejected_proposal_goes_back_to_the_desk_of_the_case() -> None:
+    assert targets(notifications_for(decided("rejected"), CAUSE)) == [
+        ("proposal_rejected", "caseworker", "desk:case-1")
+    ]
+
+
+def test_a_confirmed_placement_is_told_to_the_beneficiary_and_the_host() -> None:
+    assert targets(notifications_for(placed(), CAUSE)) == [
+        ("placement_confirmed", "beneficiary", "case-1"),
+        ("placement_confirmed", "host", "host-1"),
+    ]
+
+
+def test_a_withdrawn_proposal_goes_to_the_desk_of_the_case() -> None:
+    assert targets(notifications_for(withdrawn(), CAUSE)) == [("proposal_withdrawn", "caseworker", "desk:case-1")]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        BeneficiaryResponded(proposal_id="proposal-1", case_id="case-1", host_id="host-1", accepted=True,
+                             recorded_by="caseworker-1"),
+        CaseWithdrawn(case_id="case-1", reason="moved on"),
+    ],
+)
+def test_events_no_rule_is_about_cause_nothing(event: Event) -> None:
+    assert notifications_for(event, CAUSE) == []
+
+
+@pytest.mark.parametrize("event", [proposed(), decided("approved"), decided("rejected"), placed(), withdrawn()])
+def test_every_notification_names_its_case_cause_channel_and_default_language(event: Event) -> None:
+    notifications = notifications_for(event, CAUSE)
+    assert notifications
+    for notification in notifications:
+        assert notification.case_id == "case-1"
+        assert notification.cause_event_id == CAUSE
+        assert notification.channel == DEFAULT_CHANNEL == "log"
+        assert notification.language == DEFAULT_LANGUAGE == "en"
+        assert notification.id == notification_id(CAUSE, notification.rule, notification.recipient_kind,
+                                                  notification.recipient_ref)
+
+
+def test_every_cause_has_a_rule() -> None:
+    samples = {type(event): event for event in (proposed(), decided("approved"), placed(), withdrawn())}
+    assert set(CAUSES) == set(samples)
+
+
+def test_the_same_cause_gives_the_same_ids_every_time() -> None:
+    first = notifications_for(decided("approved"), CAUSE)
+    again = notifications_for(decided("approved"), CAUSE)
+    assert first == again
+    assert len({n.id for n in first}) == len(first)
+
+
+def test_ids_are_uuids_that_differ_by_cause_rule_and_recipient() -> None:
+    base = notification_id(CAUSE, "placement_confirmed", "host", "host-1")
+    assert uuid.UUID(base).version == 5
+    assert base != notification_id("another-event", "placement_confirmed", "host", "host-1")
+    assert base != notification_id(CAUSE, "host_offer", "host", "host-1")
+    assert base != notification_id(CAUSE, "placement_confirmed", "beneficiary", "host-1")
+    assert base != notification_id(CAUSE, "placement_confirmed", "host", "host-2")
+
+
+def test_ids_keep_their_parts_apart() -> None:
+    # Joining the parts naively would make these two the same name.
+    assert notification_id("a:b", "c", "host", "h") != notification_id("a", "b:c", "host", "h")
+
+
+def test_ids_are_fixed_for_ever() -> None:
+    # A changed namespace or name would give replayed causes new ids, and so duplicate notifications.
+    assert notification_id(CAUSE, "match_offer", "beneficiary", "case-1") == str(
+        uuid.uuid5(uuid.UUID("6f0b7a52-3c1e-5b8e-9d4a-2f6c1e0d9a71"),
+                   f'["{CAUSE}","match_offer","beneficiary","case-1"]')
+    )
+
+
+def test_a_known_language_is_used_for_its_recipient_and_the_default_for_the_others() -> None:
+    notifications = notifications_for(decided("approved"), CAUSE, languages={"beneficiary": "uk"})
+    assert {n.recipient_kind: n.language for n in notifications} == {"beneficiary": "uk", "host": "en"}
+
+
+def test_desk_reference() -> None:
+    assert desk("pool-north") == "desk:pool-north"
