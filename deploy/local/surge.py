@@ -30,6 +30,7 @@ from schemas.events import HostProfile, HostSubmitted
 
 CASEWORKERS = ("caseworker-ana", "caseworker-bo")
 APPROVERS = ("approver-chen", "approver-dia")
+DECLINE_REASONS = {"beneficiary": "prefers to stay closer to relatives", "host": "no longer available"}
 
 
 @dataclass
@@ -127,8 +128,8 @@ class Surge:
             await producer.flush()
         finally:
             await producer.stop()
-        self.say(f"hosts: {self.tally.hosts} over HTTP, the rest as partner events"
-                 f" (+{self.settings.malformed_messages} malformed messages for the dead-letter topic)")
+        self.say(f"hosts: {len(self.host_versions)} over HTTP, {self.tally.hosts - len(self.host_versions)} as partner"
+                 f" events (+{self.settings.malformed_messages} malformed messages, for the dead-letter topic)")
 
     async def submit_as_partner(self, producer: AIOKafkaProducer, body: dict[str, Any]) -> None:
         event = HostSubmitted(organisation_id=body["organisation_id"], external_ref=body["external_ref"],
@@ -141,8 +142,8 @@ class Surge:
 
     async def send_malformed(self, producer: AIOKafkaProducer, number: int) -> None:
         kind = number % 3
-        envelope = Envelope(id=str(uuid.uuid4()), source="/partners/sponsor-network",
-                            type="centre.partner.host-submitted.v1" if kind != 2 else "centre.partner.host-submitted.v9",
+        event_type = HostSubmitted.type if kind != 2 else "centre.partner.host-submitted.v9"
+        envelope = Envelope(id=str(uuid.uuid4()), source="/partners/sponsor-network", type=event_type,
                             time=datetime.now(UTC))
         value = b"{not json" if kind == 0 else json.dumps({"organisation_id": "org-x"}).encode()
         await producer.send(topics.PARTNER_SUBMISSIONS, value, key=b"malformed",
@@ -154,15 +155,22 @@ class Surge:
         interval = s.arrival_seconds / max(1, s.cases)
         start = time.monotonic()
 
+        consents: list[asyncio.Task[None]] = []
+        consent_slots = asyncio.Semaphore(16)
+
+        async def consent(case_id: str, language: str) -> None:
+            async with consent_slots:
+                await self.record_matching_consent(case_id, language)
+
         async def one(index: int) -> None:
             pool = self.pools[index % len(self.pools)]
             body = synthetic.case_registration(self.rng, pool, index)
             async with semaphore:
                 response = await self.http.post(f"{self.urls['intake']}/cases", json=body)
-                response.raise_for_status()
-                case_id = response.json()["id"]
-                await self.record_matching_consent(case_id, body["language"])
+            response.raise_for_status()
             self.tally.registered += 1
+            # Consent is recorded by the caseworker right after registration, without holding up the next arrival.
+            consents.append(asyncio.create_task(consent(response.json()["id"], body["language"])))
 
         tasks = []
         for index in range(s.cases):
@@ -171,6 +179,7 @@ class Surge:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(index)))
         await asyncio.gather(*tasks)
+        await asyncio.gather(*consents)
 
     async def record_matching_consent(self, case_id: str, language: str) -> None:
         body = {
@@ -249,7 +258,7 @@ class Surge:
                     accepted = self.rng.random() < share
                     body = {"party": party, "accepted": accepted, "recorded_by": f"{party}-desk"}
                     if not accepted:
-                        body["reason"] = "prefers to stay closer to relatives" if party == "beneficiary" else "no longer available"
+                        body["reason"] = DECLINE_REASONS[party]
                     if await self.step(proposal["proposal_id"], "responses", body):
                         if accepted:
                             self.tally.accepted += 1

@@ -38,7 +38,10 @@ class MatchingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     matching_coalesce_window_s: float = 0.5
-    matching_time_limit_s: float = 10.0
+    # Deterministic budget (replayable), then a wall-clock stop so a surge never waits on one pool.
+    matching_time_limit_s: float = 3.0
+    matching_wall_time_limit_s: float = 8.0
+    matching_relative_gap: float = 0.005
     matching_seed: int = 0
     matching_top_k: int = 30
     matching_weight_beneficiary_preference: float = 1.0
@@ -57,6 +60,8 @@ class MatchingSettings(ServiceSettings):
                 disruption_cost=self.matching_disruption_cost,
             ),
             time_limit_s=self.matching_time_limit_s,
+            wall_time_limit_s=self.matching_wall_time_limit_s,
+            relative_gap=self.matching_relative_gap,
             seed=self.matching_seed,
             top_k=self.matching_top_k,
         )

@@ -135,6 +135,9 @@ class EventConsumer:
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            # FastStream would decode JSON by content type before the handler runs, and a value that is not
+            # JSON would then be retried forever. Records reach parse_record raw; it decides what is bad.
+            decoder=_raw_records,
             title=f"{settings.service_name}.{self.name}",
         )
         async def consume(message: KafkaMessage) -> None:
@@ -225,6 +228,10 @@ class EventConsumer:
             ),
             source=self.source,
         )
+
+
+async def _raw_records(message: Any) -> None:
+    return None
 
 
 def _envelope_of_origin(origin: Origin, headers: dict[str, str]) -> Envelope:

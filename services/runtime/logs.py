@@ -71,3 +71,5 @@ def configure_logging(service_name: str, level: str = "INFO") -> None:
     # aiokafka reports every rebalance at INFO: useful, but not at the rate of a surge.
     logging.getLogger("aiokafka").setLevel("WARNING")
     logging.getLogger("uvicorn.access").setLevel("WARNING")
+    # FastStream reports every message received at INFO; its warnings and errors are what matter here.
+    logging.getLogger("faststream").setLevel("WARNING")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings | None = 
         enable_idempotence=settings.kafka_enable_idempotence,
         client_id=f"centre-{definition.name}",
         linger_ms=5,
-        logger=None,
+        logger=logging.getLogger("faststream"),
     )
     for consumer in definition.consumers:
         consumer.subscribe(broker, settings, group_id=f"{definition.name}.{consumer.name}")

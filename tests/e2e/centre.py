@@ -7,12 +7,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from deploy.local.stack import LocalStack
 from schemas.envelope import Envelope
 
 T = TypeVar("T")
@@ -34,11 +36,24 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
 class Centre:
     """The running stack as a test sees it."""
 
-    def __init__(self, urls: dict[str, str], bootstrap_servers: str, database_url: str) -> None:
+    def __init__(self, urls: dict[str, str], bootstrap_servers: str, database_url: str,
+                 stack: LocalStack | None = None) -> None:
         self.urls = urls
         self.bootstrap_servers = bootstrap_servers
         self.database_url = database_url
+        self.stack = stack
         self.http = httpx.AsyncClient(timeout=30)
+
+    def log_files(self) -> list[Path]:
+        assert self.stack is not None
+        return sorted(self.stack.log_dir.glob("*.log"))
+
+    async def kill_and_restart(self, service: str, sig: int) -> None:
+        """Kill a service the hard way and start it again; returns once it answers its health check."""
+        assert self.stack is not None
+        self.stack.services.signal(service, sig)
+        await self.stack.services.wait_for_exit(service)
+        await self.stack.services.start(service)
 
     async def close(self) -> None:
         await self.http.aclose()
