@@ -30,3 +30,10 @@ PARTITIONS: Final[dict[str, int]] = {
     AUDIT: 1,
     DEAD_LETTERS: 1,
 }
+
+# Applied when topics are created on Apache Kafka (deploy/topics.py); the local broker keeps nothing anyway.
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    # The audit stream is kept forever: never compacted, never expired.
+    AUDIT: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+    DEAD_LETTERS: {"retention.ms": "-1"},
+}

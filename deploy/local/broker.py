@@ -92,7 +92,8 @@ def first_address(bootstrap_servers: str) -> tuple[str, int]:
 
 
 async def create_topics(bootstrap_servers: str, partitions: Mapping[str, int] = PARTITIONS, *,
-                        replication_factor: int = 1, report: Report = print_progress) -> dict[str, int]:
+                        replication_factor: int = 1, configs: Mapping[str, Mapping[str, str]] | None = None,
+                        report: Report = print_progress) -> dict[str, int]:
     """Create each topic with its partition count; return the partition counts the cluster now has.
 
     A topic that already exists is left as it is (an existing cluster, or a second stack on the same
@@ -102,7 +103,8 @@ async def create_topics(bootstrap_servers: str, partitions: Mapping[str, int] = 
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(name, count, replication_factor) for name, count in partitions.items()])
+            [NewTopic(name, count, replication_factor, topic_configs=dict((configs or {}).get(name, {})))
+             for name, count in partitions.items()])
         for topic, error_code, *message in response.topic_errors:
             if error_code not in (0, TOPIC_ALREADY_EXISTS):
                 detail = message[0] if message and message[0] else for_code(error_code).__name__

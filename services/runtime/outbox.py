@@ -123,6 +123,11 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished events; return how many."""
         async with self._pool.acquire() as connection, connection.transaction():
+            # One relay at a time per service, however many replicas run: batches stay in id order.
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':outbox'))"
+            ):
+                return 0
             rows = await connection.fetch(
                 "SELECT id, topic, key, headers, value FROM outbox WHERE published_at IS NULL"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
