@@ -87,17 +87,15 @@ class Surge:
         self.say(f"surge: {s.cases} households and {s.hosts} hosts in {s.pools} pools over {s.arrival_seconds:.0f} s")
         try:
             await self.register_hosts()
-            workers = [
-                asyncio.create_task(self.operator()),
-                asyncio.create_task(self.responders()),
-                asyncio.create_task(self.progress(started)),
-            ]
-            await asyncio.gather(self.arrive(), self.change_capacity())
-            self.arrivals_done.set()
-            await self.settle()
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            # A failing operator or responder ends the surge with its error instead of dying silently.
+            async with asyncio.TaskGroup() as team:
+                workers = [team.create_task(self.operator()), team.create_task(self.responders()),
+                           team.create_task(self.progress(started))]
+                await asyncio.gather(self.arrive(), self.change_capacity())
+                self.arrivals_done.set()
+                await self.settle()
+                for worker in workers:
+                    worker.cancel()
             return await self.summary(time.monotonic() - started)
         finally:
             await self.http.aclose()
@@ -218,7 +216,15 @@ class Surge:
         return response.json()  # type: ignore[no-any-return]
 
     async def step(self, proposal_id: str, action: str, body: dict[str, Any]) -> bool:
-        response = await self.http.post(f"{self.urls['consent']}/proposals/{proposal_id}/{action}", json=body)
+        for attempt in range(3):
+            try:
+                response = await self.http.post(f"{self.urls['consent']}/proposals/{proposal_id}/{action}", json=body)
+                break
+            except httpx.TransportError:
+                # A dropped connection under load; the workflow refuses a repeated step, so retrying is safe.
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
         if response.status_code == 409:
             return False  # withdrawn by a re-solve meanwhile, or already answered: the workflow said no
         response.raise_for_status()
@@ -227,46 +233,60 @@ class Surge:
     async def operator(self) -> None:
         """Caseworkers review proposals; approvers (never the same person) decide them."""
         while True:
-            for proposal in await self.queue("proposed"):
-                self.tally.proposals_per_case[proposal["case_id"]] += 1
-                if await self.step(proposal["proposal_id"], "review",
-                                   {"reviewed_by": self.rng.choice(CASEWORKERS), "recommendation": "approve"}):
-                    self.tally.reviewed += 1
-            for proposal in await self.queue("reviewed"):
-                approve = self.rng.random() < self.settings.approve_share
-                body = {"decided_by": self.rng.choice(APPROVERS), "decision": "approved" if approve else "rejected"}
-                if not approve:
-                    body["reason"] = "host cannot meet the household's needs"
-                if await self.step(proposal["proposal_id"], "decision", body):
-                    if approve:
-                        self.tally.approved += 1
-                    else:
-                        self.tally.rejected += 1
-                        self.tally.turned_down.add(proposal["case_id"])
+            await self.each(await self.queue("proposed"), self.review)
+            await self.each(await self.queue("reviewed"), self.decide)
             await asyncio.sleep(0.5)
 
     async def responders(self) -> None:
         """Beneficiaries and hosts give their final say on approved matches."""
         while True:
-            for proposal in await self.queue("approved"):
-                for party, share in (("beneficiary", self.settings.beneficiary_accept_share),
-                                     ("host", self.settings.host_accept_share)):
-                    if party == "beneficiary" and proposal["beneficiary_accepted"] is not None:
-                        continue
-                    if party == "host" and proposal["host_accepted"] is not None:
-                        continue
-                    accepted = self.rng.random() < share
-                    body = {"party": party, "accepted": accepted, "recorded_by": f"{party}-desk"}
-                    if not accepted:
-                        body["reason"] = DECLINE_REASONS[party]
-                    if await self.step(proposal["proposal_id"], "responses", body):
-                        if accepted:
-                            self.tally.accepted += 1
-                        else:
-                            self.tally.declined += 1
-                            self.tally.turned_down.add(proposal["case_id"])
-                            break
+            await self.each(await self.queue("approved"), self.respond)
             await asyncio.sleep(0.5)
+
+    async def each(self, proposals: list[dict[str, Any]], act: Callable[[dict[str, Any]], Any]) -> None:
+        """Work through a queue as a team of a dozen operators would: several at a time."""
+        desks = asyncio.Semaphore(12)
+
+        async def at_a_desk(proposal: dict[str, Any]) -> None:
+            async with desks:
+                await act(proposal)
+
+        await asyncio.gather(*(at_a_desk(proposal) for proposal in proposals))
+
+    async def review(self, proposal: dict[str, Any]) -> None:
+        self.tally.proposals_per_case[proposal["case_id"]] += 1
+        if await self.step(proposal["proposal_id"], "review",
+                           {"reviewed_by": self.rng.choice(CASEWORKERS), "recommendation": "approve"}):
+            self.tally.reviewed += 1
+
+    async def decide(self, proposal: dict[str, Any]) -> None:
+        approve = self.rng.random() < self.settings.approve_share
+        body = {"decided_by": self.rng.choice(APPROVERS), "decision": "approved" if approve else "rejected"}
+        if not approve:
+            body["reason"] = "host cannot meet the household's needs"
+        if await self.step(proposal["proposal_id"], "decision", body):
+            if approve:
+                self.tally.approved += 1
+            else:
+                self.tally.rejected += 1
+                self.tally.turned_down.add(proposal["case_id"])
+
+    async def respond(self, proposal: dict[str, Any]) -> None:
+        for party, share in (("beneficiary", self.settings.beneficiary_accept_share),
+                             ("host", self.settings.host_accept_share)):
+            if proposal[f"{party}_accepted"] is not None:
+                continue
+            accepted = self.rng.random() < share
+            body = {"party": party, "accepted": accepted, "recorded_by": f"{party}-desk"}
+            if not accepted:
+                body["reason"] = DECLINE_REASONS[party]
+            if not await self.step(proposal["proposal_id"], "responses", body):
+                return
+            if not accepted:
+                self.tally.declined += 1
+                self.tally.turned_down.add(proposal["case_id"])
+                return
+            self.tally.accepted += 1
 
     async def audit_counts(self) -> Counter[str]:
         response = await self.http.get(f"{self.urls['audit']}/audit/counts")

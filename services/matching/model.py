@@ -17,8 +17,8 @@ None of them reads nationality, ethnicity, religion or any attribute that stands
 model does not even carry such fields. Languages are used only as *spoken languages* (can the
 household communicate at the host), which is what a caseworker would check by hand.
 
-Urgency and vulnerability are not scores: they decide *who* is placed first (lexicographically, in
-the solver), never traded against fit.
+Urgency and vulnerability are not scores: with the number placed and arrival order they decide
+*who* is placed (lexicographically, in the solver), and are never traded against fit.
 """
 
 from __future__ import annotations
@@ -172,12 +172,15 @@ class Weights:
 class SolverParams:
     """Everything besides the pool that determines a solver run (recorded in the inputs digest).
 
-    ``time_limit_s`` is a *deterministic* budget (CP-SAT deterministic time, roughly seconds), so a
-    replay with the same inputs stops at the same point and yields the same proposals; a wall clock
-    limit would not. ``wall_time_limit_s`` is an optional hard stop for operations; when it is hit,
-    the run is no longer guaranteed to be reproducible (the result's status says so).
-    ``workers`` > 1 is faster on big pools but CP-SAT's parallel search is not reproducible.
-    ``top_k`` bounds the candidate hosts per case (see the solver's pruning notes).
+    ``time_limit_s`` is a *deterministic* budget (CP-SAT deterministic time units), so a replay with
+    the same inputs stops at the same point and yields the same proposals; a wall clock limit would
+    not. One unit is not one second: measured on the 2-core CI machine, a unit took 1-4 wall seconds
+    on pools of 200-2,000 cases (more on bigger models). ``wall_time_limit_s`` is an optional hard
+    stop for operations; when it is hit, the run may no longer be reproducible (the result's
+    warnings say so). ``workers`` > 1 runs CP-SAT's interleaved search, which stays deterministic
+    whatever the number of workers. ``top_k`` bounds the candidate hosts per case (see the
+    solver's pruning notes). ``relative_gap`` lets the welfare phase stop early; protection levels
+    are always solved without a gap.
     """
 
     weights: Weights = field(default_factory=Weights)

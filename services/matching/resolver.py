@@ -37,10 +37,10 @@ class MatchingSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    matching_coalesce_window_s: float = 0.5
+    matching_coalesce_window_s: float = 1.0
     # Deterministic budget (replayable), then a wall-clock stop so a surge never waits on one pool.
-    matching_time_limit_s: float = 3.0
-    matching_wall_time_limit_s: float = 8.0
+    matching_time_limit_s: float = 1.0
+    matching_wall_time_limit_s: float = 4.0
     matching_relative_gap: float = 0.005
     matching_seed: int = 0
     matching_top_k: int = 30

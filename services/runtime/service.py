@@ -168,4 +168,6 @@ def run(definition: ServiceDefinition) -> None:
         port=settings.http_port,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # Longer than clients keep idle connections (httpx: 5 s), so a request never meets a closing socket.
+        timeout_keep_alive=75,
     )
