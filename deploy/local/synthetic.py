@@ -23,7 +23,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.events import Capacity, CaseProfile, HostProfile, HouseholdMember, Needs
+from schemas.events import Capacity, CaseProfile, HostProfile, HouseholdMember, Needs, Urgency
+
+URGENCIES: list[Urgency] = ["emergency", "urgent", "normal"]
 
 MEDICAL_NEEDS = ("dialysis", "mental_health", "mobility", "chronic_care")
 OCCUPATIONS = ("nurse", "electrician", "teacher", "driver", "cook", "carer", "engineer", "farmer")
@@ -85,7 +87,7 @@ def case_profile(rng: random.Random, pool: Pool) -> CaseProfile:
         wants_study=pool.program == "education" or rng.random() < 0.05,
         preferred_places=rng.sample(pool.places, rng.randint(0, 3)),
         tie_places=[rng.choice(pool.places)] if rng.random() < 0.25 else [],
-        urgency=rng.choices(["emergency", "urgent", "normal"], weights=[3, 12, 85])[0],
+        urgency=rng.choices(URGENCIES, weights=[3, 12, 85])[0],
         vulnerabilities=[rng.choice(VULNERABILITIES)] if rng.random() < 0.2 else [],
     )
 

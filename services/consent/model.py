@@ -106,16 +106,15 @@ class Proposal:
         already = self.beneficiary_accepted if party == "beneficiary" else self.host_accepted
         if already is not None:
             raise TransitionRefused(f"the {party} has already responded to proposal {self.proposal_id}")
-        common = dict(
-            proposal_id=self.proposal_id,
-            case_id=self.case_id,
-            host_id=self.host_id,
-            accepted=accepted,
-            reason=reason,
-            recorded_by=recorded_by,
-        )
-        events: list[Event] = [BeneficiaryResponded(**common) if party == "beneficiary" else HostResponded(**common)]
-        after = replace(self, **{f"{party}_accepted": accepted})
+        response_type = BeneficiaryResponded if party == "beneficiary" else HostResponded
+        events: list[Event] = [
+            response_type(proposal_id=self.proposal_id, case_id=self.case_id, host_id=self.host_id,
+                          accepted=accepted, reason=reason, recorded_by=recorded_by)
+        ]
+        if party == "beneficiary":
+            after = replace(self, beneficiary_accepted=accepted)
+        else:
+            after = replace(self, host_accepted=accepted)
         if not accepted:
             return replace(after, state="declined"), events
         if after.beneficiary_accepted and after.host_accepted:

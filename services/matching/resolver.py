@@ -153,16 +153,23 @@ async def apply(
                 urgency=case.urgency, score=score, explanation=explanation), source=source)
         made += 1
 
-    parameters = {"weights": dataclasses.asdict(params.weights), "time_limit_s": params.time_limit_s,
-                  "workers": params.workers, "top_k": params.top_k, "relative_gap": params.relative_gap}
-    run = dict(run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, parameters=parameters,
-               solver_version=result.solver_version, seed=params.seed, status=result.status,
-               objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
-               proposals=made, withdrawals=withdrawn)
-    await store.record_run(connection, **run, started_at=started_at)
-    inputs = {"cases": len(solved.cases), "hosts": len(solved.hosts), "fixed": len(solved.fixed),
-              "pending": len(solved.pending), "forbidden": len(solved.forbidden)}
-    await record_event(connection, SolverRunRecorded(**run, inputs=inputs), source=source)
+    parameters: dict[str, object] = {
+        "weights": dataclasses.asdict(params.weights), "time_limit_s": params.time_limit_s,
+        "wall_time_limit_s": params.wall_time_limit_s, "workers": params.workers, "top_k": params.top_k,
+        "relative_gap": params.relative_gap,
+    }
+    inputs: dict[str, object] = {
+        "cases": len(solved.cases), "hosts": len(solved.hosts), "fixed": len(solved.fixed),
+        "pending": len(solved.pending), "forbidden": len(solved.forbidden),
+    }
+    run = SolverRunRecorded(
+        run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, inputs=inputs,
+        parameters=parameters, solver_version=result.solver_version, seed=params.seed, status=result.status,
+        objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
+        proposals=made, withdrawals=withdrawn,
+    )
+    await store.record_run(connection, run, started_at=started_at)
+    await record_event(connection, run, source=source)
     return made, withdrawn
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from schemas.events import SolverRunRecorded
+
 LIVE = ("pending", "approved", "placed")
 
 
@@ -160,12 +162,11 @@ async def pool_inputs(connection: asyncpg.Connection, pool_id: str) -> dict[str,
     return {"cases": cases, "hosts": hosts, "proposals": proposals, "forbidden": forbidden}
 
 
-async def record_run(connection: asyncpg.Connection, **run: Any) -> None:
+async def record_run(connection: asyncpg.Connection, run: SolverRunRecorded, *, started_at: datetime) -> None:
     await connection.execute(
         "INSERT INTO solver_runs (run_id, pool_id, inputs_digest, parameters, solver_version, seed, status,"
         " objective, bound, gap, duration_s, proposals, withdrawals, started_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        run["run_id"], run["pool_id"], run["inputs_digest"], json.dumps(run["parameters"]), run["solver_version"],
-        run["seed"], run["status"], run["objective"], run["bound"], run["gap"], run["duration_s"],
-        run["proposals"], run["withdrawals"], run["started_at"],
+        run.run_id, run.pool_id, run.inputs_digest, json.dumps(run.parameters), run.solver_version, run.seed,
+        run.status, run.objective, run.bound, run.gap, run.duration_s, run.proposals, run.withdrawals, started_at,
     )

@@ -1,69 +1,111 @@
-"""Notifications: tells caseworkers, beneficiaries and hosts what happened, by rules, through channels."""
+"""Notifications: tells caseworkers, approvers, beneficiaries, hosts and partner systems what concerns them.
+
+The composition root: the consumer and what each event type is handled by, the HTTP routes, and the two
+background tasks (the dispatcher, and the sweep that finds overdue decisions).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+import structlog
 
 from schemas import topics
-from schemas.events import Contract, Event, Identifier
-from services.notifications import store
+from schemas.events import (
+    ApprovalDecided,
+    BeneficiaryResponded,
+    CapacityUpdated,
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    DataUseConsentRecorded,
+    DataUseConsentWithdrawn,
+    Event,
+    HostRegistered,
+    HostResponded,
+    MatchProposed,
+    PlacementConfirmed,
+    ProposalReviewed,
+    ProposalWithdrawn,
+)
+from services.notifications import handlers
+from services.notifications.api import router
 from services.notifications.dispatch import dispatch
-from services.notifications.handlers import request_notifications
-from services.notifications.rules import CAUSES, ChannelName, RecipientKind
-from services.runtime.consumer import Delivery, EventConsumer
-from services.runtime.service import ServiceDefinition, context_of
+from services.notifications.handlers import Policy
+from services.notifications.rules import Deadlines
+from services.notifications.settings import NotificationsSettings, notifications_settings
+from services.runtime.consumer import Delivery, EventConsumer, Handler
+from services.runtime.service import ServiceContext, ServiceDefinition
 
-router = APIRouter(tags=["notifications"])
+log = structlog.get_logger(__name__)
 
-
-class NotificationStatus(Contract):
-    """What an operator sees of a notification: ids, rule, recipient, status. Never a message."""
-
-    notification_id: str
-    rule: str
-    recipient_kind: RecipientKind
-    recipient_ref: str
-    channel: ChannelName
-    language: str
-    case_id: str | None
-    cause_event_id: str
-    status: str
-    attempts: int
-    last_failure: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+# Events that may cause notifications, to people (rules.py) or to partner systems (partners.py).
+CAUSES: tuple[type[Event], ...] = (
+    MatchProposed, ProposalReviewed, ApprovalDecided, BeneficiaryResponded, HostResponded, PlacementConfirmed,
+    ProposalWithdrawn, HostRegistered, CapacityUpdated,
+)
 
 
-@router.get("/notifications", response_model=list[NotificationStatus])
-async def notifications_of_case(
-    request: Request, case_id: Identifier, limit: int = Query(default=100, ge=1, le=1000)
-) -> list[NotificationStatus]:
-    """A case's notifications, oldest first, for operators following up on who was told what."""
-    async with context_of(request).pool.acquire() as connection:
-        rows = await store.notifications_of_case(connection, case_id, limit=limit)
-    return [
-        NotificationStatus(
-            notification_id=row["id"],
-            **{field: row[field] for field in NotificationStatus.model_fields if field != "notification_id"},
-        )
-        for row in rows
-    ]
+def policy_of(settings: NotificationsSettings) -> Policy:
+    return Policy(
+        people_channel=settings.people_channel,
+        deadlines=Deadlines(
+            decision_hours=settings.notifications_decision_hours,
+            offer_response_days=settings.notifications_offer_response_days,
+        ),
+    )
 
 
-async def on_cause(event: Event, delivery: Delivery) -> None:
-    await request_notifications(event, delivery)
+def consumer_handlers(policy: Policy) -> dict[type[Event], Handler]:
+    """What each event type is handled by."""
+
+    async def cause(event: Any, delivery: Delivery) -> None:
+        await handlers.request_notifications(event, delivery, policy)
+
+    return {
+        CaseRegistered: handlers.on_case_registered,
+        CaseUpdated: handlers.on_case_updated,
+        CaseWithdrawn: handlers.on_case_withdrawn,
+        DataUseConsentRecorded: handlers.on_consent_recorded,
+        DataUseConsentWithdrawn: handlers.on_consent_withdrawn,
+        **{event_type: cause for event_type in CAUSES},
+    }
 
 
-rules = EventConsumer("rules", [topics.PROPOSALS, topics.DECISIONS], {cause: on_cause for cause in CAUSES})
+async def remind_overdue(context: ServiceContext, settings: NotificationsSettings | None = None) -> None:
+    """The background task: every sweep interval, remind approvers of decisions whose deadline has passed."""
+    settings = settings or notifications_settings()
+    policy = policy_of(settings)
+    while True:
+        try:
+            async with context.pool.acquire() as connection, connection.transaction():
+                await handlers.request_overdue_notifications(connection, source=context.source, policy=policy)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("overdue sweep failed; trying again at the next sweep")
+        await asyncio.sleep(settings.notifications_overdue_sweep_s)
+
+
+async def deliver(context: ServiceContext) -> None:
+    """The background task that runs the dispatcher with this process's settings."""
+    await dispatch(context, notifications_settings())
+
+
+rules = EventConsumer(
+    "rules",
+    [topics.CASES, topics.HOSTS, topics.CONSENTS, topics.PROPOSALS, topics.DECISIONS],
+    consumer_handlers(policy_of(notifications_settings())),
+)
 
 definition = ServiceDefinition(
     name="notifications",
     migrations=Path(__file__).parent / "migrations",
     consumers=[rules],
     router=router,
-    background=[dispatch],
-    description="Turns proposals and decisions into notifications by rules and delivers them through channels.",
+    background=[deliver, remind_overdue],
+    description="Turns the centre's events into messages to people (email, in their language) and into signed "
+    "webhooks to partner systems, and delivers each once.",
 )

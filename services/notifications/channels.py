@@ -1,13 +1,10 @@
-"""The ways a notification reaches its recipient. Each channel is one small class with one method.
+"""The ways a notification reaches its recipient, and how a channel says an attempt did not.
 
-A channel receives the notification (rule, recipient, language: never a body) and writes the message
-itself, so what a person reads is produced at the last moment and is stored nowhere. A channel that
-cannot deliver raises ``DeliveryFailed`` with a reason safe to store and publish (no address, no
-message); the dispatcher counts the attempt and tries again later, or gives up.
-
-Email (aiosmtplib) and signed webhooks for partners are channels to add here: each resolves the
-recipient's address from its reference, sends, and carries the notification id (Message-ID, or an
-idempotency header) so that a repeat after a crash can be recognised by the receiver.
+A channel receives the notification (rule, recipient, language, facts: never a body) and writes the
+message itself, so what a person reads is produced at the last moment and is stored nowhere. Channels:
+``log`` (here; the embedded default), ``email`` (``mail.py``, SMTP through aiosmtplib) and ``webhook``
+(``webhooks.py``, signed POSTs to partner systems). Each carries the notification id (Message-ID, or a
+delivery id header) so that a receiver can recognise a repeat after a crash.
 """
 
 from __future__ import annotations
@@ -22,12 +19,26 @@ log = structlog.get_logger(__name__)
 
 
 class DeliveryFailed(Exception):
-    """A channel could not deliver. ``reason`` is stored and published: it must hold no personal data."""
+    """A channel could not deliver. ``reason`` is stored and published: it must hold no personal data.
+
+    ``retryable`` False ends the delivery at once as a dead letter (the receiver said it never will).
+    """
 
     def __init__(self, reason: str, *, retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+class Withheld(Exception):
+    """A delivery that must not happen any more: the consent that allowed it, or the subscription, is gone.
+
+    Unlike a failure it is not retried and cannot be re-sent. ``reason`` is stored and published.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Channel(Protocol):
@@ -53,9 +64,3 @@ class LogChannel:
             rule=notification.rule,
             recipient_kind=notification.recipient_kind,
         )
-
-
-def default_channels() -> dict[str, Channel]:
-    """The channels of this service by name; notifications for a channel not listed here fail and retry."""
-    channels: list[Channel] = [LogChannel()]
-    return {channel.name: channel for channel in channels}

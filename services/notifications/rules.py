@@ -1,8 +1,9 @@
 """Who is told what, when: the rules that turn the centre's events into notifications. No I/O here.
 
 A notification is an intent, not a message: it names a rule, a recipient (a kind and a pseudonymous
-reference), a channel and a language. What the recipient reads is written by the channel from the rule
-and the language, so no message body (and no personal data) is ever stored or published.
+reference), a channel, a language and the facts its message quotes (ids, dates and deadlines only). What
+the recipient reads is written by the channel from the rule's template at the last moment, so no message
+body (and no personal data) is ever stored or published.
 
 Every notification's id is derived from its cause (uuid5 over the cause's event id, the rule and the
 recipient), so handling a redelivered or replayed cause again yields the same ids and the store keeps one.
@@ -13,10 +14,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final, Literal
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
-from schemas.events import ApprovalDecided, Event, MatchProposed, PlacementConfirmed, ProposalWithdrawn
+from schemas.events import (
+    ApprovalDecided,
+    Event,
+    MatchProposed,
+    PlacementConfirmed,
+    ProposalReviewed,
+    ProposalWithdrawn,
+    Urgency,
+)
 
 RecipientKind = Literal["caseworker", "approver", "beneficiary", "host", "partner"]
 ChannelName = Literal["log", "email", "webhook"]
@@ -25,19 +36,36 @@ ChannelName = Literal["log", "email", "webhook"]
 NOTIFICATION_NAMESPACE: Final = uuid.UUID("6f0b7a52-3c1e-5b8e-9d4a-2f6c1e0d9a71")
 
 DEFAULT_LANGUAGE: Final = "en"
-# The one channel of this step. Choosing a channel per recipient (email for people who gave an address,
-# signed webhooks for partners) belongs here, beside the rules, when those channels exist.
+# People's channel when the service is not told otherwise (no SMTP server configured).
 DEFAULT_CHANNEL: Final[ChannelName] = "log"
 
 PROPOSAL_TO_REVIEW: Final = "proposal_to_review"
+DECISION_DUE: Final = "decision_due"
+DECISION_OVERDUE: Final = "decision_overdue"
 PROPOSAL_REJECTED: Final = "proposal_rejected"
 PROPOSAL_WITHDRAWN: Final = "proposal_withdrawn"
 MATCH_OFFER: Final = "match_offer"
 HOST_OFFER: Final = "host_offer"
 PLACEMENT_CONFIRMED: Final = "placement_confirmed"
 
-# The event types that cause notifications; the consumer subscribes a handler to each.
-CAUSES: Final[tuple[type[Event], ...]] = (MatchProposed, ApprovalDecided, PlacementConfirmed, ProposalWithdrawn)
+# Every message a person can receive, and the facts its template may quote. The templates test holds
+# every language to this table: a translation cannot drop a deadline or quote what the rule never gives.
+MESSAGES: Final[Mapping[tuple[str, RecipientKind], frozenset[str]]] = MappingProxyType({
+    (PROPOSAL_TO_REVIEW, "caseworker"): frozenset({"proposal_id", "case_id", "host_id", "pool_id"}),
+    (DECISION_DUE, "approver"): frozenset({"proposal_id", "case_id", "host_id", "decide_by"}),
+    (DECISION_OVERDUE, "approver"): frozenset({"proposal_id", "case_id", "host_id", "decide_by"}),
+    (PROPOSAL_REJECTED, "caseworker"): frozenset({"proposal_id", "case_id", "host_id"}),
+    (PROPOSAL_WITHDRAWN, "caseworker"): frozenset({"proposal_id", "case_id", "host_id"}),
+    (MATCH_OFFER, "beneficiary"): frozenset({"proposal_id", "case_id", "respond_by"}),
+    (HOST_OFFER, "host"): frozenset({"proposal_id", "case_id", "host_id", "respond_by"}),
+    (PLACEMENT_CONFIRMED, "beneficiary"): frozenset({"placement_id", "case_id"}),
+    (PLACEMENT_CONFIRMED, "host"): frozenset({"placement_id", "case_id", "host_id"}),
+})
+
+# The event types that cause people's notifications; the consumer runs the rules for each.
+CAUSES: Final[tuple[type[Event], ...]] = (
+    MatchProposed, ProposalReviewed, ApprovalDecided, PlacementConfirmed, ProposalWithdrawn,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +80,52 @@ class Notification:
     language: str
     case_id: str | None
     cause_event_id: str
+    # What the message quotes (a person's) or carries (a partner's): ids, dates and deadlines only.
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The event a notification is about, as the consumer received it."""
+
+    event_id: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What earlier events told this service about the cause's case and proposal.
+
+    ``pool_id`` routes desk messages to the desk of the case's pool; ``languages`` holds each recipient
+    kind's own language where one is known (the case's for the beneficiary, a contact's for a desk or a
+    host); a kind not in it is written to in ``DEFAULT_LANGUAGE``.
+    """
+
+    pool_id: str | None = None
+    urgency: Urgency = "normal"
+    languages: Mapping[RecipientKind, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The deadlines a message quotes.
+
+    Interim policy: the consent service decides these and should carry them on its events (a decision's
+    due time on ProposalReviewed, a response deadline on ApprovalDecided); until it does they are
+    configured here, so the messages say something a person can act on.
+    """
+
+    decision_hours: Mapping[str, float] = field(
+        default_factory=lambda: {"emergency": 24.0, "urgent": 72.0, "normal": 240.0}
+    )
+    offer_response_days: int = 7
+
+    def decide_by(self, reviewed_at: datetime, urgency: str) -> datetime:
+        hours = self.decision_hours.get(urgency, self.decision_hours.get("normal", 240.0))
+        return reviewed_at + timedelta(hours=hours)
+
+    def respond_by(self, approved_at: datetime) -> date:
+        return (approved_at + timedelta(days=self.offer_response_days)).date()
 
 
 def notification_id(cause_event_id: str, rule: str, recipient_kind: str, recipient_ref: str) -> str:
@@ -62,49 +136,102 @@ def notification_id(cause_event_id: str, rule: str, recipient_kind: str, recipie
 
 
 def desk(pool_or_case_id: str) -> str:
-    """The reference of the caseworkers' desk that handles a pool (or, where the event names none, a case)."""
+    """The reference of the desk that handles a pool (or, where the pool is not known, a case)."""
     return f"desk:{pool_or_case_id}"
+
+
+def moment(value: datetime) -> str:
+    """A due time as every template quotes it: unambiguous in any language, in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def notifications_for(
     event: Event,
-    cause_event_id: str,
+    cause: Cause,
+    known: Known | None = None,
     *,
-    languages: Mapping[RecipientKind, str] | None = None,
+    deadlines: Deadlines | None = None,
+    channel: ChannelName = DEFAULT_CHANNEL,
 ) -> list[Notification]:
-    """The notifications an event causes; none for an event no rule is about.
-
-    ``languages`` is the seam for each recipient's own language: the handler looks up what it knows
-    (the case's language for the beneficiary, later a host's or a desk's) and passes it in; a recipient
-    kind it has no language for is written to in ``DEFAULT_LANGUAGE``.
-    """
-    targets: list[tuple[str, RecipientKind, str]]
+    """The people's notifications an event causes; none for an event no rule is about."""
+    known = known or Known()
+    deadlines = deadlines or Deadlines()
+    pool_id = known.pool_id or (event.pool_id if isinstance(event, MatchProposed | PlacementConfirmed) else None)
+    desk_ref = desk(pool_id or str(getattr(event, "case_id", "unknown")))
+    targets: list[tuple[str, RecipientKind, str, dict[str, str]]]
     if isinstance(event, MatchProposed):
-        targets = [(PROPOSAL_TO_REVIEW, "caseworker", desk(event.pool_id))]
+        facts = _ids(event) | {"pool_id": event.pool_id}
+        targets = [(PROPOSAL_TO_REVIEW, "caseworker", desk(event.pool_id), facts)]
+    elif isinstance(event, ProposalReviewed):
+        decide_by = moment(deadlines.decide_by(cause.time, known.urgency))
+        targets = [(DECISION_DUE, "approver", desk_ref, _ids(event) | {"decide_by": decide_by})]
     elif isinstance(event, ApprovalDecided):
         if event.decision == "approved":
-            targets = [(MATCH_OFFER, "beneficiary", event.case_id), (HOST_OFFER, "host", event.host_id)]
+            respond_by = deadlines.respond_by(cause.time).isoformat()
+            targets = [
+                (MATCH_OFFER, "beneficiary", event.case_id,
+                 {"proposal_id": event.proposal_id, "case_id": event.case_id, "respond_by": respond_by}),
+                (HOST_OFFER, "host", event.host_id, _ids(event) | {"respond_by": respond_by}),
+            ]
         else:
-            # The decision names no pool: the rejection goes to the desk of the case.
-            targets = [(PROPOSAL_REJECTED, "caseworker", desk(event.case_id))]
+            targets = [(PROPOSAL_REJECTED, "caseworker", desk_ref, _ids(event))]
     elif isinstance(event, PlacementConfirmed):
-        targets = [(PLACEMENT_CONFIRMED, "beneficiary", event.case_id), (PLACEMENT_CONFIRMED, "host", event.host_id)]
+        facts = {"placement_id": event.placement_id, "case_id": event.case_id}
+        targets = [
+            (PLACEMENT_CONFIRMED, "beneficiary", event.case_id, facts),
+            (PLACEMENT_CONFIRMED, "host", event.host_id, facts | {"host_id": event.host_id}),
+        ]
     elif isinstance(event, ProposalWithdrawn):
-        targets = [(PROPOSAL_WITHDRAWN, "caseworker", desk(event.case_id))]
+        targets = [(PROPOSAL_WITHDRAWN, "caseworker", desk_ref, _ids(event))]
     else:
         return []
-    languages = languages or {}
-    case_id: str | None = getattr(event, "case_id", None)
     return [
         Notification(
-            id=notification_id(cause_event_id, rule, kind, ref),
+            id=notification_id(cause.event_id, rule, kind, ref),
             rule=rule,
             recipient_kind=kind,
             recipient_ref=ref,
-            channel=DEFAULT_CHANNEL,
-            language=languages.get(kind, DEFAULT_LANGUAGE),
-            case_id=case_id,
-            cause_event_id=cause_event_id,
+            channel=channel,
+            language=known.languages.get(kind, DEFAULT_LANGUAGE),
+            case_id=event.case_id,  # type: ignore[attr-defined]
+            cause_event_id=cause.event_id,
+            facts=facts,
         )
-        for rule, kind, ref in targets
+        for rule, kind, ref, facts in targets
     ]
+
+
+def overdue_notification(
+    *,
+    reviewed_event_id: str,
+    proposal_id: str,
+    case_id: str,
+    host_id: str,
+    pool_id: str | None,
+    decide_by: datetime,
+    language: str = DEFAULT_LANGUAGE,
+    channel: ChannelName = DEFAULT_CHANNEL,
+) -> Notification:
+    """The reminder to the approvers' desk that a reviewed proposal's decision is overdue.
+
+    Its cause is the review: one review has one deadline, so it is reminded of once, however often the
+    sweep that finds it runs.
+    """
+    ref = desk(pool_id or case_id)
+    return Notification(
+        id=notification_id(reviewed_event_id, DECISION_OVERDUE, "approver", ref),
+        rule=DECISION_OVERDUE,
+        recipient_kind="approver",
+        recipient_ref=ref,
+        channel=channel,
+        language=language,
+        case_id=case_id,
+        cause_event_id=reviewed_event_id,
+        facts={"proposal_id": proposal_id, "case_id": case_id, "host_id": host_id, "decide_by": moment(decide_by)},
+    )
+
+
+def _ids(event: Any) -> dict[str, str]:
+    return {"proposal_id": event.proposal_id, "case_id": event.case_id, "host_id": event.host_id}

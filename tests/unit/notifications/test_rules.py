@@ -1,8 +1,9 @@
-"""The notification rules: who is told what for each event, and ids that a repeated cause cannot change."""
+"""The notification rules: who is told what for each event, the deadlines quoted, and ids a repeated cause keeps."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,19 +14,28 @@ from schemas.events import (
     Event,
     MatchProposed,
     PlacementConfirmed,
+    ProposalReviewed,
     ProposalWithdrawn,
 )
 from services.notifications.rules import (
     CAUSES,
     DEFAULT_CHANNEL,
     DEFAULT_LANGUAGE,
+    MESSAGES,
+    Cause,
+    Deadlines,
+    Known,
     Notification,
     desk,
+    moment,
     notification_id,
     notifications_for,
+    overdue_notification,
 )
 
-CAUSE = "3f1c2a7e-8d4b-4c59-9a0e-6b5d4c3b2a10"
+CAUSE_ID = "3f1c2a7e-8d4b-4c59-9a0e-6b5d4c3b2a10"
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+CAUSE = Cause(CAUSE_ID, AT)
 
 
 def proposed() -> MatchProposed:
@@ -41,6 +51,11 @@ def decided(decision: str) -> ApprovalDecided:
 def placed() -> PlacementConfirmed:
     return PlacementConfirmed(placement_id="placement-1", proposal_id="proposal-1", case_id="case-1",
                               host_id="host-1", pool_id="pool-north")
+
+
+def reviewed() -> ProposalReviewed:
+    return ProposalReviewed(proposal_id="proposal-1", case_id="case-1", host_id="host-1", reviewed_by="caseworker-1",
+                            recommendation="approve")
 
 
 def withdrawn() -> ProposalWithdrawn:
@@ -63,10 +78,55 @@ def test_an_approved_proposal_is_offered_to_the_beneficiary_and_the_host() -> No
     ]
 
 
-def test_a_rejected_proposal_goes_back_to_the_desk_of_the_case() -> None:
+def test_a_rejected_proposal_goes_back_to_the_desk_of_the_cases_pool() -> None:
+    assert targets(notifications_for(decided("rejected"), CAUSE, Known(pool_id="pool-north"))) == [
+        ("proposal_rejected", "caseworker", "desk:pool-north")
+    ]
+
+
+def test_without_a_known_pool_the_desk_of_the_case_is_told() -> None:
     assert targets(notifications_for(decided("rejected"), CAUSE)) == [
         ("proposal_rejected", "caseworker", "desk:case-1")
     ]
+
+
+def test_a_reviewed_proposal_asks_the_approvers_desk_for_a_decision_by_its_urgencys_deadline() -> None:
+    deadlines = Deadlines(decision_hours={"urgent": 24.0, "normal": 240.0})
+    [due] = notifications_for(reviewed(), CAUSE, Known(pool_id="pool-north", urgency="urgent"), deadlines=deadlines)
+    assert (due.rule, due.recipient_kind, due.recipient_ref) == ("decision_due", "approver", "desk:pool-north")
+    assert due.facts["decide_by"] == "2026-03-03 09:30 UTC"
+
+
+def test_an_offer_quotes_the_response_deadline_to_beneficiary_and_host() -> None:
+    offers = notifications_for(decided("approved"), CAUSE, deadlines=Deadlines(offer_response_days=7))
+    assert {n.recipient_kind: n.facts["respond_by"] for n in offers} == {"beneficiary": "2026-03-09",
+                                                                           "host": "2026-03-09"}
+
+
+def test_an_overdue_decision_is_reminded_once_per_review() -> None:
+    reminder = overdue_notification(reviewed_event_id="review-1", proposal_id="proposal-1", case_id="case-1",
+                                    host_id="host-1", pool_id="pool-north", decide_by=AT)
+    again = overdue_notification(reviewed_event_id="review-1", proposal_id="proposal-1", case_id="case-1",
+                                 host_id="host-1", pool_id="pool-north", decide_by=AT)
+    assert reminder == again
+    assert (reminder.rule, reminder.recipient_ref, reminder.facts["decide_by"]) == (
+        "decision_overdue", "desk:pool-north", "2026-03-02 09:30 UTC")
+
+
+def test_every_message_quotes_exactly_the_facts_its_rule_promises() -> None:
+    events = [proposed(), reviewed(), decided("approved"), decided("rejected"), placed(), withdrawn()]
+    made = [n for event in events for n in notifications_for(event, CAUSE)]
+    made.append(overdue_notification(reviewed_event_id="r", proposal_id="p", case_id="c", host_id="h",
+                                     pool_id=None, decide_by=AT))
+    assert {(n.rule, n.recipient_kind) for n in made} == set(MESSAGES)
+    for notification in made:
+        assert set(notification.facts) == MESSAGES[(notification.rule, notification.recipient_kind)]
+
+
+def test_due_times_are_quoted_in_utc() -> None:
+    from datetime import timedelta, timezone
+
+    assert moment(datetime(2026, 3, 2, 11, 30, tzinfo=timezone(timedelta(hours=2)))) == "2026-03-02 09:30 UTC"
 
 
 def test_a_confirmed_placement_is_told_to_the_beneficiary_and_the_host() -> None:
@@ -92,21 +152,27 @@ def test_events_no_rule_is_about_cause_nothing(event: Event) -> None:
     assert notifications_for(event, CAUSE) == []
 
 
-@pytest.mark.parametrize("event", [proposed(), decided("approved"), decided("rejected"), placed(), withdrawn()])
+@pytest.mark.parametrize(
+    "event", [proposed(), reviewed(), decided("approved"), decided("rejected"), placed(), withdrawn()]
+)
 def test_every_notification_names_its_case_cause_channel_and_default_language(event: Event) -> None:
     notifications = notifications_for(event, CAUSE)
     assert notifications
     for notification in notifications:
         assert notification.case_id == "case-1"
-        assert notification.cause_event_id == CAUSE
+        assert notification.cause_event_id == CAUSE_ID
         assert notification.channel == DEFAULT_CHANNEL == "log"
         assert notification.language == DEFAULT_LANGUAGE == "en"
-        assert notification.id == notification_id(CAUSE, notification.rule, notification.recipient_kind,
+        assert notification.id == notification_id(CAUSE_ID, notification.rule, notification.recipient_kind,
                                                   notification.recipient_ref)
 
 
+def test_the_channel_asked_for_is_used() -> None:
+    assert {n.channel for n in notifications_for(decided("approved"), CAUSE, channel="email")} == {"email"}
+
+
 def test_every_cause_has_a_rule() -> None:
-    samples = {type(event): event for event in (proposed(), decided("approved"), placed(), withdrawn())}
+    samples = {type(event): event for event in (proposed(), reviewed(), decided("approved"), placed(), withdrawn())}
     assert set(CAUSES) == set(samples)
 
 
@@ -118,12 +184,12 @@ def test_the_same_cause_gives_the_same_ids_every_time() -> None:
 
 
 def test_ids_are_uuids_that_differ_by_cause_rule_and_recipient() -> None:
-    base = notification_id(CAUSE, "placement_confirmed", "host", "host-1")
+    base = notification_id(CAUSE_ID, "placement_confirmed", "host", "host-1")
     assert uuid.UUID(base).version == 5
     assert base != notification_id("another-event", "placement_confirmed", "host", "host-1")
-    assert base != notification_id(CAUSE, "host_offer", "host", "host-1")
-    assert base != notification_id(CAUSE, "placement_confirmed", "beneficiary", "host-1")
-    assert base != notification_id(CAUSE, "placement_confirmed", "host", "host-2")
+    assert base != notification_id(CAUSE_ID, "host_offer", "host", "host-1")
+    assert base != notification_id(CAUSE_ID, "placement_confirmed", "beneficiary", "host-1")
+    assert base != notification_id(CAUSE_ID, "placement_confirmed", "host", "host-2")
 
 
 def test_ids_keep_their_parts_apart() -> None:
@@ -133,14 +199,14 @@ def test_ids_keep_their_parts_apart() -> None:
 
 def test_ids_are_fixed_for_ever() -> None:
     # A changed namespace or name would give replayed causes new ids, and so duplicate notifications.
-    assert notification_id(CAUSE, "match_offer", "beneficiary", "case-1") == str(
+    assert notification_id(CAUSE_ID, "match_offer", "beneficiary", "case-1") == str(
         uuid.uuid5(uuid.UUID("6f0b7a52-3c1e-5b8e-9d4a-2f6c1e0d9a71"),
-                   f'["{CAUSE}","match_offer","beneficiary","case-1"]')
+                   f'["{CAUSE_ID}","match_offer","beneficiary","case-1"]')
     )
 
 
 def test_a_known_language_is_used_for_its_recipient_and_the_default_for_the_others() -> None:
-    notifications = notifications_for(decided("approved"), CAUSE, languages={"beneficiary": "uk"})
+    notifications = notifications_for(decided("approved"), CAUSE, Known(languages={"beneficiary": "uk"}))
     assert {n.recipient_kind: n.language for n in notifications} == {"beneficiary": "uk", "host": "en"}
 
 
