@@ -38,7 +38,7 @@ class SurgeSettings:
     cases: int = 3000
     hosts: int = 300
     pools: int = 4
-    arrival_seconds: float = 75.0
+    arrival_seconds: float = 100.0
     seed: int = 7
     partner_event_share: float = 0.2
     malformed_messages: int = 3
@@ -327,7 +327,7 @@ class Surge:
             "capacity changes": counts["centre.host.capacity-updated.v1"],
             "proposals made": counts["centre.match.proposed.v1"],
             "proposals withdrawn by re-solves": counts["centre.match.proposal-withdrawn.v1"],
-            "cases proposed": len(self.tally.proposals_per_case),
+            "cases reviewed by a caseworker": len(self.tally.proposals_per_case),
             "approved": self.tally.approved,
             "rejected by approvers": self.tally.rejected,
             "accepted (responses)": self.tally.accepted,
