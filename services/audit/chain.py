@@ -158,20 +158,56 @@ class ChainVerdict:
 
 
 def _canonical_text(record: AuditRecord) -> str:
+    return _canonical_layout(record.seq, record.event_id, record.event_type, record.source, record.subject,
+                             record.event_time, record.topic, record.partition, record.offset, record.traceparent,
+                             _json_value(record.payload), record.prev_hash)
+
+
+def _canonical_layout(seq: int, event_id: str, event_type: str, source: str, subject: str | None, event_time: str,
+                      topic: str, partition: int, offset: int, traceparent: str | None, payload_json: str,
+                      prev_hash: str) -> str:
     # Keys written out in sorted order by hand; only the payload goes through the (sorting) encoder.
-    seq, partition, offset = record.seq, record.partition, record.offset
     if type(seq) is not int or type(partition) is not int or type(offset) is not int:
         # f"{True}" would be "True", which is not JSON; only exact ints are formatted directly.
         raise ValueError("seq, partition and offset must be ints")
     esc = encode_basestring
-    subject, traceparent = record.subject, record.traceparent
     return (
-        f'{{"event_id":{esc(record.event_id)},"event_time":{esc(record.event_time)},'
-        f'"event_type":{esc(record.event_type)},"offset":{offset},"partition":{partition},'
-        f'"payload":{_json_value(record.payload)},"prev_hash":{esc(record.prev_hash)},"seq":{seq},'
-        f'"source":{esc(record.source)},"subject":{"null" if subject is None else esc(subject)},'
-        f'"topic":{esc(record.topic)},"traceparent":{"null" if traceparent is None else esc(traceparent)}}}'
+        f'{{"event_id":{esc(event_id)},"event_time":{esc(event_time)},'
+        f'"event_type":{esc(event_type)},"offset":{offset},"partition":{partition},'
+        f'"payload":{payload_json},"prev_hash":{esc(prev_hash)},"seq":{seq},'
+        f'"source":{esc(source)},"subject":{"null" if subject is None else esc(subject)},'
+        f'"topic":{esc(topic)},"traceparent":{"null" if traceparent is None else esc(traceparent)}}}'
     )
+
+
+def payload_json(payload: Any) -> str:
+    """The payload's canonical JSON text: the exact text ``canonical_bytes`` embeds for it.
+
+    Storing the payload in this form lets a verifier hash a stored record without parsing its payload
+    (``stored_record_hash``); raises ValueError where the payload has no canonical form.
+    """
+    try:
+        return _json_value(payload)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"payload has no canonical JSON form: {exc}") from exc
+
+
+def stored_record_hash(seq: int, event_id: str, event_type: str, source: str, subject: str | None,
+                       event_time: str, topic: str, partition: int, offset: int, traceparent: str | None,
+                       payload_text: str, prev_hash: str) -> str:
+    """sha256 over a stored record's bytes, its payload taken verbatim as stored.
+
+    Equal to ``record_hash_of`` the parsed record whenever ``payload_text`` is ``payload_json`` of the
+    payload, which is how the audit service stores it; it skips parsing and re-encoding the payload,
+    which is most of the cost of verifying a record. It checks the bytes, not that they are canonical:
+    a record hashed over a non-canonical payload text passes here and fails ``verify_chain``.
+    """
+    try:
+        text = _canonical_layout(seq, event_id, event_type, source, subject, event_time, topic, partition,
+                                 offset, traceparent, payload_text, prev_hash)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"record has no canonical form: {exc}") from exc
 
 
 def canonical_bytes(record: AuditRecord | Mapping[str, Any]) -> bytes:

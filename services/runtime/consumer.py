@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # What a database session killed mid-batch raises.
+    asyncpg.InternalClientError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     ConnectionError,

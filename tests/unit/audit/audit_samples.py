@@ -1,6 +1,6 @@
 """Sample audit streams for the tests: realistic records, forged rewrites, and generated record fields.
 
-A plain module rather than conftest.py so that test modules can import it by a name no other test folder uses.
+A plain module rather than conftest.py, so that test modules can import from it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_samples import SEALED_AT, build_chain
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.chain import AuditRecord
@@ -18,6 +17,7 @@ from services.audit.checkpoint import (
     public_key_to_pem,
     sign_checkpoint,
 )
+from tests.unit.audit.audit_samples import SEALED_AT, build_chain
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from audit_samples import build_chain, event_fields, iter_chain, record_fields, reseal_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from services.audit.chain import (
     seal,
     verify_chain,
 )
+from tests.unit.audit.audit_samples import build_chain, event_fields, iter_chain, record_fields, reseal_from
 
 
 def replace(record: AuditRecord, **changes: Any) -> AuditRecord:

@@ -7,9 +7,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from audit_samples import SEALED_AT, build_chain, reseal_from
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,6 +36,7 @@ from services.audit.checkpoint import (
     write_export,
 )
 from services.audit.merkle import EMPTY_ROOT, MerkleBuilder, root
+from tests.unit.audit.audit_samples import SEALED_AT, build_chain, reseal_from
 
 Signer = Callable[[list[AuditRecord], int], SignedCheckpoint]
 
@@ -118,7 +119,8 @@ def test_a_changed_checkpoint_field_fails_verification(
     chain_100: list[AuditRecord], sign_at: Signer, signing_key: Ed25519PrivateKey, name: str, value: object
 ) -> None:
     signed = sign_at(chain_100, 100)
-    forged = SignedCheckpoint(dataclasses.replace(signed.checkpoint, **{name: value}), signed.signature)
+    changes: dict[str, Any] = {name: value}
+    forged = SignedCheckpoint(dataclasses.replace(signed.checkpoint, **changes), signed.signature)
     assert not verify_checkpoint(forged, signing_key.public_key())
 
 
@@ -234,7 +236,7 @@ def test_a_segment_with_a_frontier_recomputes_the_roots(
     builder.extend(bytes.fromhex(r.record_hash) for r in chain_100[:40])
     checkpoints = [sign_at(chain_100, size) for size in (10, 40, 64, 100)]
     public = signing_key.public_key()
-    kwargs = {"first_seq": 41, "prev_hash": chain_100[39].record_hash}
+    kwargs: dict[str, Any] = {"first_seq": 41, "prev_hash": chain_100[39].record_hash}
 
     with_frontier = verify_log(chain_100[40:], checkpoints, public, **kwargs, merkle_frontier=builder.frontier())
     assert with_frontier.ok, with_frontier.reason

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_samples import SEALED_AT, build_chain, record_fields, reseal_from
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from services.audit.checkpoint import (
     write_export,
 )
 from services.audit.merkle import MerkleBuilder, root
+from tests.unit.audit.audit_samples import SEALED_AT, build_chain, record_fields, reseal_from
 
 SCRIPT = Path(standalone.__file__)
 CHECKPOINT_SIZES = (10, 64, 100)

@@ -1,0 +1,40 @@
+"""What replay can do before the solver is plugged in: find a run in the log and compare proposals."""
+
+from __future__ import annotations
+
+from services.audit.chain import AuditRecord, seal
+from services.audit.replay import Proposal, compare_proposals, recorded_run
+
+
+def record(seq: int, event_type: str, payload: dict[str, object], prev: AuditRecord | None) -> AuditRecord:
+    return seal(event_id=f"evt-{seq}", event_type=event_type, source="/services/matching", subject="pool-north",
+                event_time="2026-03-01T09:00:00+00:00", topic="t", partition=0, offset=seq, traceparent=None,
+                payload=payload, prev=prev)
+
+
+def test_a_run_is_found_with_the_proposals_and_withdrawals_that_name_it() -> None:
+    first = record(1, "centre.match.proposed.v1", {"run_id": "run-1", "case_id": "c1", "host_id": "h1",
+                                                   "score": 0.5, "explanation": {"score": 0.5}}, None)
+    other = record(2, "centre.match.proposed.v1", {"run_id": "run-2", "case_id": "c2", "host_id": "h2",
+                                                   "score": 0.1}, first)
+    gone = record(3, "centre.match.proposal-withdrawn.v1", {"run_id": "run-1", "case_id": "c3", "host_id": "h3",
+                                                            "proposal_id": "p3", "reason": "capacity"}, other)
+    run = record(4, "centre.match.solver-run-recorded.v1", {"run_id": "run-1", "pool_id": "pool-north",
+                                                            "seed": 7}, gone)
+    found = recorded_run("run-1", [run, gone, other, first])
+    assert found is not None and found.seq == 4 and found.run["seed"] == 7
+    assert found.proposals == (Proposal("c1", "h1", 0.5, {"score": 0.5}),)
+    assert found.withdrawn == (("c3", "h3"),)
+    assert recorded_run("run-9", [run]) is None
+
+
+def test_proposals_are_compared_case_by_case() -> None:
+    recorded = [Proposal("c1", "h1", 0.5), Proposal("c2", "h2", 0.4), Proposal("c3", "h3", 0.3)]
+    assert compare_proposals(recorded, list(reversed(recorded))).identical
+    replayed = [Proposal("c1", "h1", 0.5), Proposal("c2", "h2", 0.41), Proposal("c3", "h9", 0.3),
+                Proposal("c4", "h4", 0.2)]
+    difference = compare_proposals(recorded, replayed)
+    assert not difference.identical
+    assert difference.changed == ((Proposal("c2", "h2", 0.4), Proposal("c2", "h2", 0.41)),)
+    assert difference.only_recorded == (Proposal("c3", "h3", 0.3),)
+    assert difference.only_replayed == (Proposal("c3", "h9", 0.3), Proposal("c4", "h4", 0.2))
