@@ -1,15 +1,17 @@
 """A surge a newcomer can watch: thousands of households and hundreds of hosts arrive over a minute or
 two, capacity changes mid-run, an operator reviews and approves, beneficiaries and hosts answer.
 
-Everything goes through the centre's public doors only: the services' HTTP APIs, and the partner
-submission topic for the hosts that a partner network sends as events (plus a few malformed messages,
-so the dead-letter path shows up in the summary). The summary comes from the audit log, the auditor's
-own view of what happened.
+Everything goes through the centre's public doors only: the services' HTTP APIs, each actor with a bearer
+token of its own role (caseworkers, approvers, the beneficiaries' desk, and each partner organisation for
+its own hosts), and the partner submission topic for the hosts that a partner network sends as events
+(plus a few malformed messages, so the dead-letter path shows up in the summary). The summary comes from
+the audit log, the auditor's own view of what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
@@ -17,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,9 +29,13 @@ from deploy.local import synthetic
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.events import HostProfile, HostSubmitted
+from services.runtime.access import Role, TokenAuthority
+from services.runtime.settings import ServiceSettings
 
 CASEWORKERS = ("caseworker-ana", "caseworker-bo")
 APPROVERS = ("approver-chen", "approver-dia")
+# Beneficiaries answer at the centre's desk, where a caseworker records what they said.
+BENEFICIARY_DESK = "caseworker-desk"
 DECLINE_REASONS = {"beneficiary": "prefers to stay closer to relatives", "host": "no longer available"}
 
 
@@ -80,6 +86,22 @@ class Surge:
         self.host_capacity: dict[str, dict[str, Any]] = {}
         self.arrivals_done = asyncio.Event()
         self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40))
+        self.host_organisation: dict[str, str] = {}
+        self.partner_organisations: set[str] = set()
+        # Signed with the settings the services read from the same environment, so the stack accepts them.
+        self.authority = TokenAuthority.from_settings(ServiceSettings())
+        self.tokens: dict[tuple[Role, str, str | None], str] = {}
+
+    def as_(self, role: Role, subject: str, organisation_id: str | None = None) -> dict[str, str]:
+        """The Authorization header of one actor, issued once and kept for the whole surge."""
+        key = (role, subject, organisation_id)
+        if key not in self.tokens:
+            self.tokens[key] = self.authority.issue(subject, role, organisation_id=organisation_id,
+                                                    lifetime=timedelta(hours=4))
+        return {"Authorization": f"Bearer {self.tokens[key]}"}
+
+    def partner_of(self, organisation_id: str) -> dict[str, str]:
+        return self.as_("partner", f"{organisation_id}-system", organisation_id)
 
     async def play(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -109,13 +131,16 @@ class Surge:
             async def one(index: int) -> None:
                 pool = self.pools[index % len(self.pools)]
                 body = synthetic.host_registration(self.rng, pool, index)
+                self.partner_organisations.add(body["organisation_id"])
                 if self.rng.random() < self.settings.partner_event_share:
                     await self.submit_as_partner(producer, body)
                     return
                 async with semaphore:
-                    response = await self.http.post(f"{self.urls['intake']}/hosts", json=body)
+                    response = await self.http.post(f"{self.urls['intake']}/hosts", json=body,
+                                                    headers=self.partner_of(body["organisation_id"]))
                 response.raise_for_status()
                 host_id = response.json()["id"]
+                self.host_organisation[host_id] = body["organisation_id"]
                 self.host_versions[host_id] = 1
                 self.host_capacity[host_id] = body["profile"]["capacity"]
                 self.tally.hosts += 1
@@ -164,7 +189,8 @@ class Surge:
             pool = self.pools[index % len(self.pools)]
             body = synthetic.case_registration(self.rng, pool, index)
             async with semaphore:
-                response = await self.http.post(f"{self.urls['intake']}/cases", json=body)
+                response = await self.http.post(f"{self.urls['intake']}/cases", json=body,
+                                                headers=self.as_("caseworker", self.rng.choice(CASEWORKERS)))
             response.raise_for_status()
             self.tally.registered += 1
             # Consent is recorded by the caseworker right after registration, without holding up the next arrival.
@@ -183,11 +209,13 @@ class Surge:
         body = {
             "purpose": "matching",
             "obtained": {"information_language": language, "interpreter": language != "en",
-                         "obtained_on": date.today().isoformat(), "recorded_by": self.rng.choice(CASEWORKERS)},
+                         "obtained_on": date.today().isoformat()},
         }
+        caseworker = self.as_("caseworker", self.rng.choice(CASEWORKERS))
         deadline = time.monotonic() + 30
         while True:
-            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body)
+            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body,
+                                            headers=caseworker)
             if response.status_code != 404 or time.monotonic() > deadline:
                 response.raise_for_status()
                 return
@@ -205,20 +233,23 @@ class Surge:
                 capacity["beds"] = max(0, capacity["beds"] + change)
                 self.host_versions[host_id] += 1
                 response = await self.http.put(f"{self.urls['intake']}/hosts/{host_id}/capacity",
-                                               json={"version": self.host_versions[host_id], "capacity": capacity})
+                                               json={"version": self.host_versions[host_id], "capacity": capacity},
+                                               headers=self.partner_of(self.host_organisation[host_id]))
                 response.raise_for_status()
                 self.host_capacity[host_id] = capacity
                 self.tally.capacity_changes += 1
 
-    async def queue(self, state: str) -> list[dict[str, Any]]:
-        response = await self.http.get(f"{self.urls['consent']}/proposals", params={"state": state, "limit": 500})
+    async def queue(self, state: str, reader: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{self.urls['consent']}/proposals", params={"state": state, "limit": 500},
+                                       headers=reader or self.as_("caseworker", BENEFICIARY_DESK))
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
-    async def step(self, proposal_id: str, action: str, body: dict[str, Any]) -> bool:
+    async def step(self, proposal_id: str, action: str, body: dict[str, Any], actor: dict[str, str]) -> bool:
         for attempt in range(3):
             try:
-                response = await self.http.post(f"{self.urls['consent']}/proposals/{proposal_id}/{action}", json=body)
+                response = await self.http.post(f"{self.urls['consent']}/proposals/{proposal_id}/{action}", json=body,
+                                                headers=actor)
                 break
             except httpx.TransportError:
                 # A dropped connection under load; the workflow refuses a repeated step, so retrying is safe.
@@ -238,9 +269,13 @@ class Surge:
             await asyncio.sleep(0.5)
 
     async def responders(self) -> None:
-        """Beneficiaries and hosts give their final say on approved matches."""
+        """Beneficiaries (through the desk) and hosts (through their own organisation) give their final say."""
         while True:
-            await self.each(await self.queue("approved"), self.respond)
+            await self.each(await self.queue("approved"), self.beneficiary_answers)
+            for organisation_id in sorted(self.partner_organisations):
+                # A partner sees only the approved matches of its own hosts, and answers for those.
+                mine = await self.queue("approved", self.partner_of(organisation_id))
+                await self.each(mine, functools.partial(self.host_answers, organisation_id=organisation_id))
             await asyncio.sleep(0.5)
 
     async def each(self, proposals: list[dict[str, Any]], act: Callable[[dict[str, Any]], Any]) -> None:
@@ -255,38 +290,43 @@ class Surge:
 
     async def review(self, proposal: dict[str, Any]) -> None:
         self.tally.proposals_per_case[proposal["case_id"]] += 1
-        if await self.step(proposal["proposal_id"], "review",
-                           {"reviewed_by": self.rng.choice(CASEWORKERS), "recommendation": "approve"}):
+        if await self.step(proposal["proposal_id"], "review", {"recommendation": "approve"},
+                           self.as_("caseworker", self.rng.choice(CASEWORKERS))):
             self.tally.reviewed += 1
 
     async def decide(self, proposal: dict[str, Any]) -> None:
         approve = self.rng.random() < self.settings.approve_share
-        body = {"decided_by": self.rng.choice(APPROVERS), "decision": "approved" if approve else "rejected"}
+        body = {"decision": "approved" if approve else "rejected"}
         if not approve:
             body["reason"] = "host cannot meet the household's needs"
-        if await self.step(proposal["proposal_id"], "decision", body):
+        if await self.step(proposal["proposal_id"], "decision", body, self.as_("approver", self.rng.choice(APPROVERS))):
             if approve:
                 self.tally.approved += 1
             else:
                 self.tally.rejected += 1
                 self.tally.turned_down.add(proposal["case_id"])
 
-    async def respond(self, proposal: dict[str, Any]) -> None:
-        for party, share in (("beneficiary", self.settings.beneficiary_accept_share),
-                             ("host", self.settings.host_accept_share)):
-            if proposal[f"{party}_accepted"] is not None:
-                continue
-            accepted = self.rng.random() < share
-            body = {"party": party, "accepted": accepted, "recorded_by": f"{party}-desk"}
-            if not accepted:
-                body["reason"] = DECLINE_REASONS[party]
-            if not await self.step(proposal["proposal_id"], "responses", body):
-                return
-            if not accepted:
-                self.tally.declined += 1
-                self.tally.turned_down.add(proposal["case_id"])
-                return
+    async def beneficiary_answers(self, proposal: dict[str, Any]) -> None:
+        if proposal["beneficiary_accepted"] is None:
+            await self.answer(proposal, "beneficiary", self.settings.beneficiary_accept_share,
+                              self.as_("caseworker", BENEFICIARY_DESK))
+
+    async def host_answers(self, proposal: dict[str, Any], organisation_id: str) -> None:
+        if proposal["host_accepted"] is None:
+            await self.answer(proposal, "host", self.settings.host_accept_share, self.partner_of(organisation_id))
+
+    async def answer(self, proposal: dict[str, Any], party: str, accept_share: float, actor: dict[str, str]) -> None:
+        accepted = self.rng.random() < accept_share
+        body = {"party": party, "accepted": accepted}
+        if not accepted:
+            body["reason"] = DECLINE_REASONS[party]
+        if not await self.step(proposal["proposal_id"], "responses", body, actor):
+            return
+        if accepted:
             self.tally.accepted += 1
+        else:
+            self.tally.declined += 1
+            self.tally.turned_down.add(proposal["case_id"])
 
     async def audit_counts(self) -> Counter[str]:
         response = await self.http.get(f"{self.urls['audit']}/audit/counts")

@@ -27,6 +27,7 @@ from schemas.events import (
     HostResponded,
     Identifier,
     Label,
+    LanguageCode,
     PlacementConfirmed,
     ProposalReviewed,
 )
@@ -135,25 +136,34 @@ class Proposal:
         return replace(self, state="withdrawn") if self.state in OPEN_STATES else None
 
 
+# The requests below carry no "who": the acting person is the subject of the caller's token, so nobody can
+# review, decide or record in someone else's name.
+
+
+class HowObtained(Contract):
+    """How consent was obtained; who recorded it is the caller."""
+
+    information_language: LanguageCode
+    interpreter: bool = False
+    obtained_on: date
+
+    def recorded_by(self, subject: str) -> ConsentObtained:
+        return ConsentObtained(**self.model_dump(), recorded_by=subject)
+
+
 class ConsentRequest(Contract):
     purpose: ConsentPurpose
     partner_id: Identifier | None = Field(default=None, description="Required when purpose is share_with_partner.")
-    obtained: ConsentObtained
+    obtained: HowObtained
     expires_on: date | None = None
 
 
-class ConsentWithdrawal(Contract):
-    withdrawn_by: Identifier
-
-
 class Review(Contract):
-    reviewed_by: Identifier
     recommendation: Literal["approve", "reject"]
     note: Label | None = None
 
 
 class Decision(Contract):
-    decided_by: Identifier
     decision: Literal["approved", "rejected"]
     reason: Label | None = None
 
@@ -162,4 +172,3 @@ class Response(Contract):
     party: Literal["beneficiary", "host"]
     accepted: bool
     reason: Label | None = None
-    recorded_by: Identifier

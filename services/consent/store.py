@@ -82,10 +82,63 @@ async def save_proposal(connection: asyncpg.Connection, proposal: Proposal) -> N
     )
 
 
-async def queue(connection: asyncpg.Connection, state: str, limit: int) -> list[asyncpg.Record]:
-    """Proposals in one state, most urgent first, then oldest first."""
+async def queue(connection: asyncpg.Connection, state: str, limit: int,
+                organisation_id: str | None = None) -> list[asyncpg.Record]:
+    """Proposals in one state, most urgent first, then oldest first; only one organisation's hosts if named."""
     return await connection.fetch(
         f"SELECT {PROPOSAL_COLUMNS}, urgency, proposed_at FROM proposals WHERE state = $1"
+        " AND ($3::text IS NULL OR host_id IN (SELECT host_id FROM hosts WHERE organisation_id = $3))"
         " ORDER BY CASE urgency WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, proposed_at LIMIT $2",
-        state, limit,
+        state, limit, organisation_id,
+    )
+
+
+async def remember_host(connection: asyncpg.Connection, host_id: str, organisation_id: str) -> None:
+    await connection.execute(
+        "INSERT INTO hosts (host_id, organisation_id) VALUES ($1, $2) ON CONFLICT (host_id) DO NOTHING",
+        host_id, organisation_id,
+    )
+
+
+async def host_organisation(connection: asyncpg.Connection, host_id: str) -> str | None:
+    organisation_id: str | None = await connection.fetchval(
+        "SELECT organisation_id FROM hosts WHERE host_id = $1", host_id
+    )
+    return organisation_id
+
+
+async def withdraw_open_proposals_of_case(connection: asyncpg.Connection, case_id: str) -> list[str]:
+    """Withdraw the case's proposals nobody has approved yet; an approval stands for the people's final say."""
+    rows = await connection.fetch(
+        "UPDATE proposals SET state = 'withdrawn', updated_at = now()"
+        " WHERE case_id = $1 AND state IN ('proposed', 'reviewed') RETURNING proposal_id",
+        case_id,
+    )
+    return [row["proposal_id"] for row in rows]
+
+
+async def matching_consent_in_force(connection: asyncpg.Connection, case_id: str, today: date) -> bool:
+    return bool(await connection.fetchval(
+        "SELECT true FROM consents WHERE case_id = $1 AND purpose = 'matching' AND withdrawn_at IS NULL"
+        " AND (expires_on IS NULL OR expires_on >= $2) LIMIT 1",
+        case_id, today,
+    ))
+
+
+async def expire_consents(connection: asyncpg.Connection, today: date, expired_by: str) -> list[asyncpg.Record]:
+    """End every consent whose expiry date has passed, as a withdrawal by ``expired_by``."""
+    return await connection.fetch(
+        "UPDATE consents SET withdrawn_at = now(), withdrawn_by = $2"
+        " WHERE withdrawn_at IS NULL AND expires_on < $1 RETURNING consent_id, case_id, purpose, partner_id",
+        today, expired_by,
+    )
+
+
+async def approved_match_of_case(connection: asyncpg.Connection, case_id: str, other_than: str) -> str | None:
+    """The case's approved or placed proposal other than ``other_than``, under a per-case lock."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtext('case:' || $1))", case_id)
+    return await connection.fetchval(  # type: ignore[no-any-return]
+        "SELECT proposal_id FROM proposals WHERE case_id = $1 AND proposal_id <> $2"
+        " AND state IN ('approved', 'placed') LIMIT 1",
+        case_id, other_than,
     )

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from schemas import topics
-from schemas.events import CapacitySubmitted, CaseSubmitted, HostSubmitted
+from schemas.events import CapacitySubmitted, CaseSubmitted, HostSubmitted, Identifier
 from services.intake import handlers, store
 from services.intake.model import CapacityChange, CaseRegistration, HostRegistration, Registered, Withdrawal
+from services.runtime.access import Caller, require
 from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.service import ServiceDefinition, context_of
 
 router = APIRouter(tags=["intake"])
 
+# Who may do what at intake: caseworkers bring cases in, partners their own hosts; auditors only read.
+CaseworkerCaller = Annotated[Caller, Depends(require("caseworker"))]
+CaseReader = Annotated[Caller, Depends(require("caseworker", "approver", "auditor"))]
+HostOwner = Annotated[Caller, Depends(require("partner"))]
+
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, response_model=Registered)
-async def register_case(registration: CaseRegistration, request: Request, response: Response) -> Registered:
+async def register_case(registration: CaseRegistration, request: Request, response: Response,
+                        caller: CaseworkerCaller) -> Registered:
     context = context_of(request)
     async with context.pool.acquire() as connection, connection.transaction():
         outcome = await handlers.register_case(
@@ -30,7 +37,8 @@ async def register_case(registration: CaseRegistration, request: Request, respon
 
 
 @router.get("/cases/{case_id}")
-async def read_case(case_id: str, request: Request) -> dict[str, Any]:
+async def read_case(case_id: Identifier, request: Request,
+                    caller: CaseReader) -> dict[str, Any]:
     async with context_of(request).pool.acquire() as connection:
         row = await store.case(connection, case_id)
     if row is None:
@@ -39,7 +47,8 @@ async def read_case(case_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/withdrawal", status_code=status.HTTP_202_ACCEPTED)
-async def withdraw_case(case_id: str, withdrawal: Withdrawal, request: Request) -> dict[str, str]:
+async def withdraw_case(case_id: Identifier, withdrawal: Withdrawal, request: Request,
+                        caller: CaseworkerCaller) -> dict[str, str]:
     context = context_of(request)
     async with context.pool.acquire() as connection, connection.transaction():
         if not await handlers.withdraw_case(connection, case_id, withdrawal.reason, source=context.source):
@@ -48,7 +57,9 @@ async def withdraw_case(case_id: str, withdrawal: Withdrawal, request: Request) 
 
 
 @router.post("/hosts", status_code=status.HTTP_201_CREATED, response_model=Registered)
-async def register_host(registration: HostRegistration, request: Request, response: Response) -> Registered:
+async def register_host(registration: HostRegistration, request: Request, response: Response,
+                        caller: HostOwner) -> Registered:
+    caller.refuse_unless_speaks_for(registration.organisation_id, f"organisation {registration.organisation_id!r}")
     context = context_of(request)
     async with context.pool.acquire() as connection, connection.transaction():
         outcome = await handlers.register_host(connection, registration, source=context.source)
@@ -58,10 +69,14 @@ async def register_host(registration: HostRegistration, request: Request, respon
 
 
 @router.put("/hosts/{host_id}/capacity")
-async def update_capacity(host_id: str, change: CapacityChange, request: Request) -> dict[str, Any]:
+async def update_capacity(host_id: Identifier, change: CapacityChange, request: Request,
+                          caller: HostOwner) -> dict[str, Any]:
     context = context_of(request)
     try:
         async with context.pool.acquire() as connection, connection.transaction():
+            host = await store.host_for_update(connection, host_id)
+            if host is not None:
+                caller.refuse_unless_speaks_for(host["organisation_id"], f"host {host_id!r}")
             await handlers.update_capacity(connection, host_id, change, source=context.source)
     except handlers.CapacityRefused as refusal:
         code = status.HTTP_404_NOT_FOUND if refusal.unknown_host else status.HTTP_409_CONFLICT

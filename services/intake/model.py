@@ -38,7 +38,8 @@ class HostRegistration(Contract):
 
 
 class CapacityChange(Contract):
-    version: int = Field(ge=1, description="Strictly greater than the host's current capacity version.")
+    # Bounded by the database column (integer): a larger number is bad input, not a server error.
+    version: int = Field(ge=1, le=2**31 - 1, description="Strictly greater than the host's current capacity version.")
     capacity: Capacity
 
 

@@ -82,6 +82,8 @@ async def on_approval_decided(event: ApprovalDecided, delivery: Delivery) -> Non
         # A human approval stands even if a re-solve withdrew the proposal meanwhile; any newer pending
         # proposal for the same case gives way to it.
         if proposal["status"] == "withdrawn":
+            if await store.has_approved_match(delivery.connection, event.case_id):
+                return  # consent approves one match per case; this approval lost the race to another
             await withdraw_pending(delivery, event.case_id, "an earlier proposal was approved")
         await store.set_proposal_status(delivery.connection, event.proposal_id, "approved", ("pending", "withdrawn"))
     else:

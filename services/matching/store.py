@@ -120,6 +120,12 @@ async def pending_proposals_of_case(connection: asyncpg.Connection, case_id: str
     )
 
 
+async def has_approved_match(connection: asyncpg.Connection, case_id: str) -> bool:
+    return bool(await connection.fetchval(
+        "SELECT true FROM proposals WHERE case_id = $1 AND status IN ('approved', 'placed')", case_id
+    ))
+
+
 async def forbid_pair(connection: asyncpg.Connection, case_id: str, host_id: str, reason: str) -> None:
     await connection.execute(
         "INSERT INTO forbidden_pairs (case_id, host_id, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

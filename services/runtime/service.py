@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
+from services.runtime.access import TokenAuthority
 from services.runtime.consumer import EventConsumer
 from services.runtime.database import create_pool, migrate
 from services.runtime.logs import configure_logging
@@ -119,6 +120,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings | None = 
 
     app = FastAPI(title=f"matching centre: {definition.name}", description=definition.description,
                   lifespan=lifespan)
+    app.state.token_authority = TokenAuthority.from_settings(settings)
 
     @app.middleware("http")
     async def trace_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -33,3 +33,8 @@ class ServiceSettings(BaseSettings):
 
     # Wraps every case's own key (AES-GCM). The default is for the local stack only.
     master_key: SecretStr = SecretStr("local-development-master-key-change-me")
+
+    # Bearer tokens (HS256) of the HTTP APIs. The default secret is for the local stack only.
+    auth_secret: SecretStr = SecretStr("local-development-token-secret-change-me")
+    auth_issuer: str = "matching-centre"
+    auth_audience: str = "matching-centre-api"

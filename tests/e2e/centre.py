@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,8 +16,12 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import LocalStack
 from schemas.envelope import Envelope
+from services.runtime.access import Role, TokenAuthority
+from services.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
+
+TEST_PARTNER = "org-test-partner"
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition",
@@ -43,6 +47,20 @@ class Centre:
         self.database_url = database_url
         self.stack = stack
         self.http = httpx.AsyncClient(timeout=30)
+        # Signed with the settings the services read from the same environment, so the stack accepts them.
+        self.authority = TokenAuthority.from_settings(ServiceSettings())
+        self.caseworker = self.token("caseworker", "caseworker-a")
+        self.approver = self.token("approver", "approver-b")
+        self.auditor = self.token("auditor", "auditor-c")
+        self.partner = self.token("partner", "partner-desk", organisation_id=TEST_PARTNER)
+
+    def token(self, role: Role, subject: str, organisation_id: str | None = None) -> str:
+        """A bearer token for one role, valid for the whole session."""
+        return self.authority.issue(subject, role, organisation_id=organisation_id, lifetime=timedelta(hours=6))
+
+    @staticmethod
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
 
     def log_files(self) -> list[Path]:
         assert self.stack is not None
@@ -58,24 +76,29 @@ class Centre:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def post(self, service: str, path: str, body: dict[str, Any], expect: int | tuple[int, ...] = (200, 201,
-                                                                                                         202)) -> Any:
-        response = await self.http.post(f"{self.urls[service]}{path}", json=body)
+    async def post(self, service: str, path: str, body: dict[str, Any], *, token: str,
+                   expect: int | tuple[int, ...] = (200, 201, 202)) -> Any:
+        response = await self.http.post(f"{self.urls[service]}{path}", json=body, headers=self.bearer(token))
         expected = (expect,) if isinstance(expect, int) else expect
         assert response.status_code in expected, f"{service} {path}: {response.status_code} {response.text}"
         return response.json()
 
-    async def get(self, service: str, path: str, **params: Any) -> Any:
-        response = await self.http.get(f"{self.urls[service]}{path}", params=params)
+    async def put(self, service: str, path: str, body: dict[str, Any], *, token: str) -> httpx.Response:
+        return await self.http.put(f"{self.urls[service]}{path}", json=body, headers=self.bearer(token))
+
+    async def get(self, service: str, path: str, *, token: str | None = None, **params: Any) -> Any:
+        """A read; by default as the auditor, who may read everything and change nothing."""
+        response = await self.http.get(f"{self.urls[service]}{path}", params=params,
+                                       headers=self.bearer(token or self.auditor))
         assert response.status_code == 200, f"{service} {path}: {response.status_code} {response.text}"
         return response.json()
 
     async def register_host(self, pool_id: str, *, people: int, school_places: int = 4, **profile: Any) -> str:
-        body = {"organisation_id": "org-test-partner", "pool_id": pool_id, "profile": {
+        body = {"organisation_id": TEST_PARTNER, "pool_id": pool_id, "profile": {
             "host_type": "sponsor_group", "place": f"{pool_id}-town",
             "capacity": {"people": people, "beds": people, "school_places": school_places, "accessible_units": 1},
             **profile}}
-        return (await self.post("intake", "/hosts", body))["id"]  # type: ignore[no-any-return]
+        return (await self.post("intake", "/hosts", body, token=self.partner))["id"]  # type: ignore[no-any-return]
 
     async def register_case(self, pool_id: str, *, adults: int = 1, children: int = 0, consent: bool = True,
                             urgency: str = "normal", external_ref: str | None = None,
@@ -87,17 +110,18 @@ class Centre:
                 "pool_id": pool_id, "profile": {"members": members, "urgency": urgency}}
         if identity is not None:
             body["identity"] = identity
-        case_id: str = (await self.post("intake", "/cases", body))["id"]
+        case_id: str = (await self.post("intake", "/cases", body, token=self.caseworker))["id"]
         if consent:
             await self.consent_to_matching(case_id)
         return case_id
 
     async def consent_to_matching(self, case_id: str) -> str:
-        body = {"purpose": "matching", "obtained": {"information_language": "en", "obtained_on": date.today().isoformat(),
-                                                    "recorded_by": "caseworker-test"}}
+        body = {"purpose": "matching",
+                "obtained": {"information_language": "en", "obtained_on": date.today().isoformat()}}
 
         async def attempt() -> str | None:
-            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body)
+            response = await self.http.post(f"{self.urls['consent']}/cases/{case_id}/consents", json=body,
+                                            headers=self.bearer(self.caseworker))
             if response.status_code == 404:
                 return None  # the registration has not reached the consent service yet
             assert response.status_code == 201, response.text

@@ -23,8 +23,9 @@ async def test_a_capacity_cut_withdraws_and_replaces_pending_proposals(centre: C
     await eventually(all_proposed, what="three pending proposals")
 
     small = await centre.register_host(pool, people=2, school_places=0)
-    await centre.http.put(f"{centre.urls['intake']}/hosts/{big}/capacity",
-                          json={"version": 2, "capacity": {"people": 2, "beds": 2}})
+    cut = await centre.put("intake", f"/hosts/{big}/capacity", {"version": 2, "capacity": {"people": 2, "beds": 2}},
+                           token=centre.partner)
+    assert cut.status_code == 200, cut.text
 
     async def respects_the_cut() -> list[dict] | None:
         mine = [p for p in await centre.proposals("proposed") if p["case_id"] in cases]
@@ -44,6 +45,6 @@ async def test_a_capacity_cut_withdraws_and_replaces_pending_proposals(centre: C
     assert withdrawn >= 2, "the proposals that no longer fit were withdrawn"
     assert runs >= 2, "the cut made matching solve the pool again"
 
-    stale = await centre.http.put(f"{centre.urls['intake']}/hosts/{big}/capacity",
-                                  json={"version": 2, "capacity": {"people": 50, "beds": 50}})
+    stale = await centre.put("intake", f"/hosts/{big}/capacity", {"version": 2, "capacity": {"people": 50, "beds": 50}},
+                             token=centre.partner)
     assert stale.status_code == 409, "a replayed or late capacity version changes nothing"

@@ -32,17 +32,22 @@ async def test_one_case_is_proposed_approved_accepted_placed_notified_and_audite
     assert proposal["host_id"] == host_id
     proposal_id = proposal["proposal_id"]
 
-    await centre.post("consent", f"/proposals/{proposal_id}/review",
-                      {"reviewed_by": "caseworker-a", "recommendation": "approve"})
-    refusal = await centre.post("consent", f"/proposals/{proposal_id}/decision",
-                                {"decided_by": "caseworker-a", "decision": "approved"}, expect=409)
+    await centre.post("consent", f"/proposals/{proposal_id}/review", {"recommendation": "approve"},
+                      token=centre.caseworker)
+    not_an_approver = await centre.post("consent", f"/proposals/{proposal_id}/decision", {"decision": "approved"},
+                                        token=centre.caseworker, expect=403)
+    assert "approver" in not_an_approver["detail"]
+    # The reviewer also holds an approver's token: the four-eyes rule still refuses them.
+    reviewer_as_approver = centre.token("approver", "caseworker-a")
+    refusal = await centre.post("consent", f"/proposals/{proposal_id}/decision", {"decision": "approved"},
+                                token=reviewer_as_approver, expect=409)
     assert "four-eyes" in refusal["detail"]
-    await centre.post("consent", f"/proposals/{proposal_id}/decision",
-                      {"decided_by": "approver-b", "decision": "approved"})
-    await centre.post("consent", f"/proposals/{proposal_id}/responses",
-                      {"party": "beneficiary", "accepted": True, "recorded_by": "caseworker-a"})
-    placed = await centre.post("consent", f"/proposals/{proposal_id}/responses",
-                               {"party": "host", "accepted": True, "recorded_by": "org-test-partner"})
+    await centre.post("consent", f"/proposals/{proposal_id}/decision", {"decision": "approved"},
+                      token=centre.approver)
+    await centre.post("consent", f"/proposals/{proposal_id}/responses", {"party": "beneficiary", "accepted": True},
+                      token=centre.caseworker)
+    placed = await centre.post("consent", f"/proposals/{proposal_id}/responses", {"party": "host", "accepted": True},
+                               token=centre.partner)
     assert placed["state"] == "placed"
 
     async def delivered() -> list[dict] | None:
@@ -51,7 +56,8 @@ async def test_one_case_is_proposed_approved_accepted_placed_notified_and_audite
         return notes if len(done) == 2 else None
 
     notes = await eventually(delivered, what="placement notifications to beneficiary and host")
-    assert {note["recipient_kind"] for note in notes if note["rule"] == "placement_confirmed"} == {"beneficiary", "host"}
+    placement_notes = [note for note in notes if note["rule"] == "placement_confirmed"]
+    assert {note["recipient_kind"] for note in placement_notes} == {"beneficiary", "host"}
 
     async def journey_recorded() -> list[dict] | None:
         records = await centre.audit_of(case_id)

@@ -50,18 +50,18 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
         for proposal in await with_retries(lambda: centre.proposals("proposed")):
             if proposal["case_id"] in mine:
                 await centre.post("consent", f"/proposals/{proposal['proposal_id']}/review",
-                                  {"reviewed_by": "caseworker-a", "recommendation": "approve"}, expect=(200, 409))
+                                  {"recommendation": "approve"}, token=centre.caseworker, expect=(200, 409))
         for proposal in await centre.proposals("reviewed"):
             if proposal["case_id"] in mine:
                 await centre.post("consent", f"/proposals/{proposal['proposal_id']}/decision",
-                                  {"decided_by": "approver-b", "decision": "approved"}, expect=(200, 409))
+                                  {"decision": "approved"}, token=centre.approver, expect=(200, 409))
         for proposal in await centre.proposals("approved"):
             if proposal["case_id"] in mine:
                 for party in ("beneficiary", "host"):
                     if proposal[f"{party}_accepted"] is None:
+                        answering = centre.caseworker if party == "beneficiary" else centre.partner
                         await centre.post("consent", f"/proposals/{proposal['proposal_id']}/responses",
-                                          {"party": party, "accepted": True, "recorded_by": "desk"},
-                                          expect=(200, 409))
+                                          {"party": party, "accepted": True}, token=answering, expect=(200, 409))
         placed = await centre.proposals("placed")
         return sum(1 for proposal in placed if proposal["case_id"] in mine) == CASES
 
