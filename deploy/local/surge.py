@@ -32,8 +32,8 @@ from schemas.events import HostProfile, HostSubmitted
 from services.runtime.access import Role, TokenAuthority
 from services.runtime.settings import ServiceSettings
 
-CASEWORKERS = ("caseworker-ana", "caseworker-bo")
-APPROVERS = ("approver-chen", "approver-dia")
+CASEWORKERS = ("caseworker-1", "caseworker-2")
+APPROVERS = ("approver-1", "approver-2")
 # Beneficiaries answer at the centre's desk, where a caseworker records what they said.
 BENEFICIARY_DESK = "caseworker-desk"
 DECLINE_REASONS = {"beneficiary": "prefers to stay closer to relatives", "host": "no longer available"}

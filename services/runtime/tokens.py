@@ -19,7 +19,7 @@ from services.runtime.settings import ServiceSettings
 def main(arguments: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.runtime.tokens", description=__doc__.splitlines()[0])
     parser.add_argument("--role", required=True, choices=ROLES)
-    parser.add_argument("--subject", required=True, help="the person or system acting, e.g. approver-chen")
+    parser.add_argument("--subject", required=True, help="the person or system acting, e.g. approver-1")
     parser.add_argument("--organisation", help="the organisation a partner token speaks for (partners only)")
     parser.add_argument("--minutes", type=int, default=60, help="lifetime of the token (default 60)")
     options = parser.parse_args(arguments)

@@ -17,7 +17,7 @@ AUTHORITY = TokenAuthority("a-test-secret-of-at-least-thirty-two-bytes", "centre
 def test_a_token_names_its_subject_role_and_organisation() -> None:
     caller = AUTHORITY.verify(AUTHORITY.issue("partner-1", "partner", organisation_id="org-a"))
     assert caller == Caller("partner-1", "partner", "org-a")
-    assert AUTHORITY.verify(AUTHORITY.issue("approver-chen", "approver")).organisation_id is None
+    assert AUTHORITY.verify(AUTHORITY.issue("approver-1", "approver")).organisation_id is None
 
 
 @pytest.mark.parametrize("role, organisation_id", [("partner", None), ("caseworker", "org-a"), ("root", None)])
