@@ -3,44 +3,53 @@
 How a run works
 ---------------
 1. **Candidates.** Cases and hosts are sorted by id (so the tuple order of the snapshot never
-   matters). For every case, the compatible, non-forbidden hosts that still have room after the
-   fixed matches are scored (vectorised twin of ``model.py``'s scores, :class:`PoolScores`) and only
-   the ``top_k`` best by potential welfare are kept, plus the ``top_k / 3`` other compatible hosts
-   with the most room left, plus the case's pending host. *Pruning note:* this keeps the model
-   ~1.33 K x cases variables instead of cases x hosts (K=30: 40 instead of 2,000 per case on a
-   pool of 2,000 hosts), at a price: a case whose candidates are all taken by others stays
-   unplaced even if a pruned host had room. Pruning by score alone concentrates every case on the
-   same popular hosts: measured on 2,000 cases x 200 hosts, K=10 by score alone placed 858 cases,
-   K=10 plus 3 roomiest hosts 1,609, K=30 1,649-1,650. Raise ``top_k`` for very scarce pools.
+   matters). Approved/accepted (fixed) cases only use capacity; every other case - waiting, or
+   holding a pending proposal - is movable. For every movable case, the compatible, non-forbidden
+   hosts that still have room after the fixed matches are scored (vectorised twin of ``model.py``'s
+   scores, :class:`PoolScores`) and only the K best by potential welfare are kept, plus K / 3 other
+   compatible hosts, plus the case's pending host. Equal scores are broken by a deterministic
+   per-(case, host) hash (``_spread``), never by host id: with the id tie-break every case that
+   ranked a place first saw the same lowest-id hosts of that place, and a pool of 20,000 x 2,000
+   placed 2,810 cases where first-come-first-served placed 12,218 (now 12,645). K is ``top_k``
+   (default 30), shrunk on very big pools so that all candidates together stay within
+   ``CANDIDATE_BUDGET`` (20,000 waiting cases: K = 9), never below ``MIN_TOP_K``.
+   *Pruning note:* a case whose candidates are all taken by others stays unplaced even if a pruned
+   host had room; raise ``top_k`` for very scarce pools.
    Linked cases form one *unit* that takes one host together (candidates: hosts compatible with
    every member); when a member is already fixed, the others can only join that host. The link is
    symmetric whichever side names it; ids of cases not in the pool are ignored.
-2. **Model.** One boolean ``x[unit, host]`` per candidate; at most one host per unit; for every
-   host and every capacity dimension (people, beds, accessible units, school places, study places,
-   open jobs per occupation) the new placements plus the fixed ones stay within capacity (fixed
-   usage is subtracted first). Jobs and study places are optional offers: ``job[case, host, o]``
-   and ``study[case, host]`` booleans can only be true where the case is placed, and earn the
-   prospects share they stand for.
+2. **Models.** One boolean ``x[unit, host]`` per candidate; at most one host per unit; for every
+   host and every capacity dimension (people, beds, accessible units, school places) the new
+   placements plus the fixed ones stay within capacity (fixed usage is subtracted first). Models are
+   built from arrays (``cpsat_model.ArrayModel``), 3-5 times faster than call by call.
 3. **Protection, lexicographic.** Levels, in this order: number of emergency cases placed, urgent
-   cases placed, vulnerable cases placed, all cases placed, then the arrival seniority of the
-   placed cases (sum of ``n - rank`` in arrival order; cases holding a pending proposal rank
-   first, so the tie-break never withdraws a proposal under review). Each level is maximised and
+   cases placed, vulnerable cases placed, then "placed, then arrival": the number of cases placed
+   and, among equal numbers, the arrival seniority of the placed cases (sum of ``n - rank`` in
+   arrival order; cases holding a pending proposal rank first, so the tie-break never withdraws a
+   proposal under review). That last level is one objective with exact lexicographic weights
+   ``W * placed + seniority`` with ``W`` = total seniority + 1: one more placed case always
+   outweighs any seniority, and since one case's seniority is tiny next to W the coefficients stay
+   nearly equal, so the LP has none of the trouble huge weights cause. Each level is maximised and
    its optimum added as a constraint (``level >= optimum``) before the next, so no number of
    urgent placements can ever buy out one emergency placement, and so on - lexicographic by
-   construction. A level whose bound (every unit with a candidate host placed) is already reached
-   by the current solution is fixed without a solve; levels are solved with no gap, and if the
-   budget ends before one is proven, the best value found is fixed (the run reports FEASIBLE).
-   (One weighted objective ``sum W_k * level_k``
-   with ``W_k > sum_{j>k} W_j * bound_j`` is equivalent, but its huge coefficients made CP-SAT's LP
-   far slower; separate solves with hints were measured to be faster.) A greedy start in the same
-   order is the first hint. So *who* gets a place is decided by protection and arrival order only,
-   never by fit or prospects.
+   construction (``tests/unit/matching/test_protection.py`` checks the levels against enumeration
+   of every assignment). A level's model holds only the units that count in it or in an earlier
+   level (emergency: the units with an emergency case), since the others can always stay unplaced
+   without lowering it; units left out are then placed greedily around the result. A level whose
+   bound (every unit with a candidate placed) is already reached is fixed without a solve; levels
+   are solved with no gap, and if the budget ends before one is proven, the best value found is
+   fixed (the run reports FEASIBLE, and the phase records hold each level's bound). The first hint
+   is the better of two greedy passes in protection order (arrival; smallest household first).
+   So *who* gets a place is decided by protection and arrival order only, never by fit or prospects.
 4. **Welfare.** The set of units placed by the protection phase is fixed (each placed unit gets
    exactly one host, the others none) and the sum of integer-scaled pair scores (beneficiary
    preference, host preference, prospects, ties; ``SCORE_SCALE`` = 1000 per score unit) minus
    ``disruption_cost`` for every pending proposal that is moved or dropped is maximised. That
-   decides *where* people go. Fixing the set implies every protection level and gives CP-SAT a
-   tight assignment relaxation; the price is that welfare cannot swap two equally-ranked cases.
+   decides *where* people go. Jobs and study places are optional offers in this model only:
+   ``job[case, host, o]`` and ``study[case, host]`` booleans can only be true where the case is
+   placed, within open jobs per occupation and study places, and earn the prospects share they
+   stand for. Fixing the set implies every protection level and gives CP-SAT a tight assignment
+   relaxation; the price is that welfare cannot swap two equally-ranked cases.
 
 Budget: ``time_limit_s`` deterministic units in all; the protection levels share at most half of
 it (each level an equal share of what is left), the welfare phase gets the rest.
@@ -57,6 +66,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,8 +74,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from ortools.sat.python import cp_model
 
+from services.matching.cpsat_model import ArrayModel, Solved
 from services.matching.explanation import Alternative, AlternativeReason, Explanation
 from services.matching.model import (
     HOST_TYPES,
@@ -95,6 +105,11 @@ PROTECTION_BUDGET_SHARE: Final = 0.5
 #: Besides its top-K hosts by score, a case keeps top-K / ROOM_SHARE compatible hosts with the most
 #: room left (people), so popular hosts cannot fill every case's whole candidate list.
 ROOM_SHARE: Final = 3
+#: Candidate positions a model may hold in all (x top-K per unit): on a pool of 20,000 waiting cases
+#: the top-K shrinks to keep the models small enough to build and solve within a minute; below
+#: CANDIDATE_BUDGET / top_k units (6,000 with the defaults) nothing changes. Never below MIN_TOP_K.
+CANDIDATE_BUDGET: Final = 180_000
+MIN_TOP_K: Final = 9
 #: Cases scored at once (rows x hosts matrices; bounds memory on big pools).
 CHUNK: Final = 256
 #: Capacity dimensions a household always uses (optional offers - jobs, study - are separate).
@@ -369,6 +384,22 @@ class _Level:
     name: str
     weights: IntArray  # per unit
     bound: int  # the value if every unit with a candidate host were placed
+    units: IntArray  # the units a solve of this level needs (the others cannot change any level so far)
+
+
+def _spread(case_keys: IntArray, host_keys: IntArray) -> IntArray:
+    """A deterministic pseudo-random number in [0, 2^20) per (case, host): the tie-break among equal
+    hosts. Why: breaking ties by host id sent every case to the same few hosts (all cases that rank
+    a place first see its hosts as equal), which left most hosts without candidates."""
+    with np.errstate(over="ignore"):
+        x = (case_keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ host_keys.astype(np.uint64)
+        x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(29))
+    return (x & np.uint64(0xFFFFF)).astype(np.int64)
+
+
+def _key(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
 
 
 class _Run:
@@ -383,6 +414,7 @@ class _Run:
         self.case_index = {c.case_id: i for i, c in enumerate(self.cases)}
         self.scores = PoolScores(self.cases, self.hosts, snapshot.pool_id, snapshot.forbidden, params.weights)
         self.host_index = self.scores.host_index
+        self.host_keys = np.array([_key(h.host_id) for h in self.hosts], dtype=np.int64)
         self.warnings: list[str] = []
         self.phases: list[PhaseRecord] = []
         self.disruption = round(SCORE_SCALE * params.weights.disruption_cost)
@@ -464,6 +496,9 @@ class _Run:
                 self.pending_host[pending_case] = pending_host
         singles: list[int] = []
         self.units: list[_Unit] = []
+        free_units = sum(1 for members in groups.values() if any(self.cases[i].case_id not in fixed for i in members))
+        #: candidates per unit: ``top_k``, fewer on very big pools (see CANDIDATE_BUDGET)
+        self.k = min(self.params.top_k, max(MIN_TOP_K, CANDIDATE_BUDGET // max(free_units, 1)))
         for members in groups.values():
             free = [i for i in members if self.cases[i].case_id not in fixed]
             if not free:
@@ -483,29 +518,38 @@ class _Run:
             denominator = prospects_denominator(c)
             self.job_bonus[i] = round(SCORE_SCALE * w.prospects * (WORK_SHARE * 1.0 / denominator))
             self.study_bonus[i] = round(SCORE_SCALE * w.prospects * (STUDY_SHARE * 1.0 / denominator))
+        self._index_candidates()
 
     def _fits(self, demand: IntArray) -> BoolArray:
         """Hosts (columns) with room left for each demand row after the fixed matches."""
         return (demand[:, None, :] <= self.remaining[None, :, :]).all(axis=2)
 
-    def _top(self, allowed: BoolArray, potential: IntArray, pending: Sequence[int]) -> IntArray:
-        """Best ``top_k`` allowed hosts by potential welfare (ties: lower host index), then the
-        ``top_k / ROOM_SHARE`` other allowed hosts with the most room, then the pending host."""
-        n_hosts = len(self.hosts)
-        key = np.where(allowed, potential * n_hosts + (n_hosts - 1 - np.arange(n_hosts)), -1)
-        k = min(self.params.top_k, n_hosts)
-        chosen = np.argpartition(-key, k - 1)[:k] if n_hosts > k else np.arange(n_hosts)
-        chosen = chosen[key[chosen] >= 0]
-        chosen = chosen[np.argsort(-key[chosen], kind="stable")]
-        spare = max(self.params.top_k // ROOM_SHARE, 1)
-        if n_hosts > k:
-            room = np.where(allowed, self.remaining[:, 0] * n_hosts + (n_hosts - 1 - np.arange(n_hosts)), -1)
-            room[chosen] = -1
-            roomy = np.argpartition(-room, spare - 1)[:spare] if n_hosts > spare else np.arange(n_hosts)
-            roomy = roomy[room[roomy] >= 0]
-            chosen = np.concatenate([chosen, roomy[np.argsort(-room[roomy], kind="stable")]])
-        extra = [j for j in dict.fromkeys(pending) if j >= 0 and allowed[j] and j not in set(chosen.tolist())]
-        return np.concatenate([chosen, np.array(extra, dtype=np.int64)]).astype(np.int64)
+    def _top(self, allowed: BoolArray, potential: IntArray, pending: IntArray,
+             case_keys: IntArray) -> list[IntArray]:
+        """Per row: the best ``k`` allowed hosts by potential welfare (ties: a per-case spread, see
+        ``_spread``), then ``k / ROOM_SHARE`` other allowed hosts picked by the spread, then the
+        row's pending host if it is allowed and not yet in."""
+        n_rows, n_hosts = allowed.shape
+        spread = _spread(case_keys[:, None], self.host_keys[None, :])
+        key = np.where(allowed, (potential << 20) + spread, -1)
+        k = min(self.k, n_hosts)
+        spare = max(self.k // ROOM_SHARE, 1)
+        best = np.argpartition(-key, k - 1, axis=1)[:, :k] if n_hosts > k else np.tile(np.arange(n_hosts), (n_rows, 1))
+        out = []
+        for r in range(n_rows):
+            chosen = best[r][key[r, best[r]] >= 0]
+            chosen = chosen[np.lexsort((chosen, -key[r, chosen]))]
+            if n_hosts > k:
+                other = np.where(allowed[r], spread[r], -1)
+                other[chosen] = -1
+                extra = np.argpartition(-other, spare - 1)[:spare] if n_hosts > spare else np.arange(n_hosts)
+                extra = extra[other[extra] >= 0]
+                chosen = np.concatenate([chosen, extra[np.lexsort((extra, -other[extra]))]])
+            p = int(pending[r])
+            if p >= 0 and allowed[r, p] and p not in set(chosen.tolist()):
+                chosen = np.concatenate([chosen, [p]])
+            out.append(chosen.astype(np.int64))
+        return out
 
     def _single_units(self, chunk: Sequence[int]) -> None:
         rows = self.scores.rows(chunk)
@@ -513,10 +557,10 @@ class _Run:
         potential = base + job[:, None] * rows.work_open + study[:, None] * rows.study_open
         demand = np.array([_demand(self.cases[i]) for i in chunk], dtype=np.int64).reshape(len(chunk), 4)
         allowed = rows.allowed & self._fits(demand)
-        for r, i in enumerate(chunk):
-            pending = int(self.pending_host[i])
-            hosts = self._top(allowed[r], potential[r], [pending])
-            gains = base[r, hosts] + self.disruption * (hosts == pending)
+        pending = self.pending_host[list(chunk)]
+        keys = np.array([_key(self.cases[i].case_id) for i in chunk], dtype=np.int64)
+        for r, (i, hosts) in enumerate(zip(chunk, self._top(allowed, potential, pending, keys), strict=True)):
+            gains = base[r, hosts] + self.disruption * (hosts == pending[r])
             self.units.append(_Unit((i,), hosts, gains.astype(np.int64)))
 
     def _group_unit(self, members: tuple[int, ...], fixed_hosts: set[str]) -> None:
@@ -531,183 +575,156 @@ class _Run:
                 only[j] = True
             allowed &= only
         pending = [int(self.pending_host[i]) for i in members]
-        hosts = self._top(allowed, potential, pending)
+        # a group keeps every member's pending host: the first through _top, the others here
+        (hosts,) = self._top(allowed[None, :], potential[None, :], np.array(pending[:1]),
+                             np.array([_key(self.cases[members[0]].case_id)], dtype=np.int64))
+        known = set(hosts.tolist())
+        more = [j for j in dict.fromkeys(pending[1:]) if j >= 0 and allowed[j] and j not in known]
+        hosts = np.concatenate([hosts, np.array(more, dtype=np.int64)]).astype(np.int64)
         gains = base[:, hosts].sum(axis=0)
         for p in pending:
             gains = gains + self.disruption * (hosts == p)
         self.units.append(_Unit(members, hosts, gains.astype(np.int64)))
 
-    # -- the CP-SAT model -------------------------------------------------------------------------
-
-    def build_model(self) -> None:
-        """Create the variables and hard constraints with compact loops (one pass per kind)."""
-        model = self.model = cp_model.CpModel()
-        self.x_vars: list[cp_model.IntVar] = []
-        sizes = []
-        for unit in self.units:
-            lits = [model.new_bool_var("") for _ in range(len(unit.hosts))]
-            if len(lits) > 1:
-                model.add_at_most_one(lits)
-            self.x_vars.extend(lits)
-            sizes.append(len(lits))
-        self.x_unit = np.repeat(np.arange(len(self.units)), sizes).astype(np.int64)
+    def _index_candidates(self) -> None:
+        """Flat arrays over all (unit, candidate host) positions, the numbering every model uses."""
         empty = np.zeros(0, dtype=np.int64)
-        self.x_host = np.concatenate([u.hosts for u in self.units] or [empty])
-        self.x_gain = np.concatenate([u.gains for u in self.units] or [empty])
+        sizes = np.array([len(u.hosts) for u in self.units], dtype=np.int64)
+        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.x_unit = np.repeat(np.arange(len(self.units)), sizes).astype(np.int64)
+        self.x_host = np.concatenate([u.hosts for u in self.units] or [empty]).astype(np.int64)
+        self.x_gain = np.concatenate([u.gains for u in self.units] or [empty]).astype(np.int64)
         self.unit_demand = np.array(
             [np.sum([_demand(self.cases[i]) for i in u.members], axis=0) for u in self.units],
             dtype=np.int64).reshape(len(self.units), 4)
+        self.unit_pending = np.array([int(self.pending_host[u.members[0]]) for u in self.units], dtype=np.int64)
+        #: the solution: per unit, the flat position of its chosen candidate, or -1 (unplaced)
+        self.choice = np.full(len(self.units), -1, dtype=np.int64)
 
-        order = np.argsort(self.x_host, kind="stable")
-        bounds = np.searchsorted(self.x_host[order], np.arange(len(self.hosts) + 1))
-        for j in range(len(self.hosts)):
-            positions = order[bounds[j]:bounds[j + 1]]
-            if not len(positions):
-                continue
-            demand = self.unit_demand[self.x_unit[positions]]
-            lits = [self.x_vars[p] for p in positions]
-            for d in range(len(DEMAND_DIMENSIONS)):
-                if demand[:, d].sum() > self.remaining[j, d]:
-                    used = cp_model.LinearExpr.weighted_sum(lits, demand[:, d].tolist())
-                    model.add(used <= int(self.remaining[j, d]))
+    # -- greedy placement ---------------------------------------------------------------------------
 
-        # optional offers: a job in one of the case's occupations, a study place. The offer variables
-        # are numbered after the x variables; x_offers[p] lists those that depend on x position p.
-        self.offers: list[tuple[int, int, str | None]] = []  # (case, host, occupation or None = study)
-        self.x_offers: list[list[int]] = [[] for _ in self.x_vars]
-        offer_vars: list[cp_model.IntVar] = []
-        by_job: dict[tuple[int, str], list[cp_model.IntVar]] = defaultdict(list)
-        by_study: dict[int, list[cp_model.IntVar]] = defaultdict(list)
-        occupations = [sorted(c.occupations) for c in self.cases]
-        for p, x in enumerate(self.x_vars):
-            j = int(self.x_host[p])
-            jobs_left = self.jobs_left[j]
-            for i in self.units[self.x_unit[p]].members:
-                if jobs_left and occupations[i] and self.job_bonus[i] > 0:
-                    lits = []
-                    for o in occupations[i]:
-                        if o in jobs_left:
-                            lit = model.new_bool_var("")
-                            lits.append(lit)
-                            by_job[(j, o)].append(lit)
-                            self.x_offers[p].append(len(self.offers))
-                            self.offers.append((i, j, o))
-                            offer_vars.append(lit)
-                    if len(lits) == 1:
-                        model.add_implication(lits[0], x)
-                    elif lits:
-                        model.add(cp_model.LinearExpr.sum(lits) <= x)
-                if self.cases[i].wants_study and self.study_left[j] > 0 and self.study_bonus[i] > 0:
-                    lit = model.new_bool_var("")
-                    model.add_implication(lit, x)
-                    by_study[j].append(lit)
-                    self.x_offers[p].append(len(self.offers))
-                    self.offers.append((i, j, None))
-                    offer_vars.append(lit)
-        for (j, o), lits in by_job.items():
-            if len(lits) > self.jobs_left[j][o]:
-                model.add(cp_model.LinearExpr.sum(lits) <= self.jobs_left[j][o])
-        for j, lits in by_study.items():
-            if len(lits) > self.study_left[j]:
-                model.add(cp_model.LinearExpr.sum(lits) <= int(self.study_left[j]))
+    def _fill(self, choice: IntArray, todo: Sequence[int]) -> IntArray:
+        """Place the units of ``todo``, in that order, on top of ``choice`` (the others keep theirs):
+        each keeps its position in ``choice`` if it still fits, else takes its pending host, else its
+        first candidate (best first) with room. Returns the new choice; always feasible."""
+        choice = choice.copy()
+        todo_list = list(todo)
+        choice[todo_list] = np.where(choice[todo_list] >= 0, -2 - choice[todo_list], -1)  # -2 - p: wished p
+        placed = np.flatnonzero(choice >= 0)
+        used = np.zeros_like(self.remaining)
+        np.add.at(used, self.x_host[choice[placed]], self.unit_demand[placed])
+        left = (self.remaining - used).tolist()
+        hosts = self.x_host.tolist()
+        for u in todo_list:
+            wished = -2 - int(choice[u])
+            choice[u] = -1
+            demand = self.unit_demand[u].tolist()
+            first, last = int(self.start[u]), int(self.start[u + 1])
+            pending = int(self.unit_pending[u])
+            order = list(range(first, last))
+            if pending >= 0:
+                order.sort(key=lambda p: hosts[p] != pending)
+            if wished >= 0:
+                order = [wished, *order]
+            for p in order:
+                room = left[hosts[p]]
+                if demand[0] <= room[0] and demand[1] <= room[1] and demand[2] <= room[2] and demand[3] <= room[3]:
+                    for d in range(4):
+                        room[d] -= demand[d]
+                    choice[u] = p
+                    break
+        return choice
 
-        self.all_vars = self.x_vars + offer_vars
-        self.var_index = np.array([v.index for v in self.all_vars], dtype=np.int64)
-        self.all_gains = np.concatenate([
-            self.x_gain,
-            np.array([self.job_bonus[i] if o is not None else self.study_bonus[i] for i, _, o in self.offers],
-                     dtype=np.int64)])
-        self.greedy = self.greedy_start()
-        self.solution: IntArray = self.greedy  # always the best feasible solution known so far
-        self._hint(self.greedy)
+    def _priority(self, smallest_first: bool) -> list[int]:
+        """Units in protection order (emergency, urgent, vulnerable members first), then holders of a
+        pending proposal, then arrival (or, with ``smallest_first``, the smallest households first)."""
+        cases = self.cases
 
-    def greedy_start(self) -> IntArray:
-        """A feasible first solution: units in protection order (emergency, urgent, vulnerable, then
-        arrival) take their pending host if it still fits, else their best candidate with room.
+        def key(u: int) -> tuple[int, ...]:
+            members = [cases[i] for i in self.units[u].members]
+            return (-sum(c.urgency == "emergency" for c in members), -sum(c.urgency == "urgent" for c in members),
+                    -sum(c.vulnerable for c in members), int(self.unit_pending[u] < 0),
+                    int(self.unit_demand[u, 0]) if smallest_first else 0,
+                    min(c.arrived_seq for c in members), u)
+
+        return sorted(range(len(self.units)), key=key)
+
+    def greedy_start(self, levels: Sequence[_Level]) -> None:
+        """A feasible first solution: units in protection order take their pending host if it still
+        fits, else their best candidate with room. Two orders are tried for the unprotected units
+        (arrival; smallest household first) and the lexicographically better one is kept.
 
         Why: CP-SAT starts from it (solution hint), and where capacity is ample it already reaches
         every protection bound, so those levels need no search at all.
         """
-        values = np.zeros(len(self.all_vars), dtype=np.int64)
-        left = self.remaining.tolist()
-        jobs_left = [dict(d) for d in self.jobs_left]
-        study_left = self.study_left.tolist()
-        start = np.concatenate([[0], np.cumsum([len(u.hosts) for u in self.units])]).astype(np.int64)
-        cases = self.cases
+        empty = np.full(len(self.units), -1, dtype=np.int64)
+        best, best_values = empty, None
+        for smallest_first in (False, True):
+            choice = self._fill(empty, self._priority(smallest_first))
+            values = self._values(levels, choice)
+            if best_values is None or values > best_values:
+                best, best_values = choice, values
+        self.choice = best
 
-        def priority(u: int) -> tuple[int, int, int, int, str]:
-            members = [cases[i] for i in self.units[u].members]
-            return (-sum(c.urgency == "emergency" for c in members), -sum(c.urgency == "urgent" for c in members),
-                    -sum(c.vulnerable for c in members), min(c.arrived_seq for c in members), members[0].case_id)
+    def _values(self, levels: Sequence[_Level], choice: IntArray) -> list[int]:
+        placed = choice >= 0
+        return [int(level.weights[placed].sum()) for level in levels]
 
-        nx = len(self.x_vars)
-        for u in sorted(range(len(self.units)), key=priority):
-            unit = self.units[u]
-            demand = self.unit_demand[u].tolist()
-            pending = int(self.pending_host[unit.members[0]])
-            order = sorted(range(len(unit.hosts)), key=lambda k: (int(unit.hosts[k]) != pending, k))
-            for k in order:
-                room = left[int(unit.hosts[k])]
-                if all(d <= r for d, r in zip(demand, room, strict=True)):
-                    for d in range(len(demand)):
-                        room[d] -= demand[d]
-                    p = int(start[u]) + k
-                    values[p] = 1
-                    taken: set[int] = set()
-                    for q in self.x_offers[p]:
-                        i, j, o = self.offers[q]
-                        if o is None and study_left[j] > 0:
-                            study_left[j] -= 1
-                            values[nx + q] = 1
-                        elif o is not None and i not in taken and jobs_left[j].get(o, 0) > 0:
-                            jobs_left[j][o] -= 1
-                            taken.add(i)
-                            values[nx + q] = 1
-                    break
-        return values
+    # -- solving ------------------------------------------------------------------------------------
 
-    def _hint(self, values: IntArray) -> None:
-        proto = self.model.proto
-        proto.clear_solution_hint()
-        proto.solution_hint.vars.extend(self.var_index.tolist())
-        proto.solution_hint.values.extend(values.tolist())
+    def _wall_left(self) -> float | None:
+        if self.params.wall_time_limit_s is None:
+            return None
+        return self.params.wall_time_limit_s - (time.perf_counter() - self.started)
 
-    def _solve(self, name: str, budget: float, gap: float, scale: int) -> tuple[str, cp_model.CpSolver]:
-        solver = cp_model.CpSolver()
-        p = solver.parameters
-        p.num_workers = self.params.workers
-        p.random_seed = self.params.seed
-        p.max_deterministic_time = max(budget, 1e-3)
-        p.relative_gap_limit = gap
-        if self.params.wall_time_limit_s is not None:
-            p.max_time_in_seconds = max(self.params.wall_time_limit_s - (time.perf_counter() - self.started), 0.01)
-        # measured on 2,000 cases x 200 hosts: these presolve steps took most of each solve's budget
-        # (the big-overlap search ~1 deterministic second, probing ~3 wall seconds) for no gain
-        p.find_big_linear_overlap = False
-        p.cp_model_probing_level = 0
-        if self.params.workers > 1:
-            p.interleave_search = True  # deterministic whatever the number of workers
-        status = solver.solve(self.model)
-        status_name = solver.status_name(status)
-        if status_name == "MODEL_INVALID":
-            raise RuntimeError(f"matching model invalid: {self.model.validate()}")
-        self.det_used += solver.deterministic_time
-        has_solution = status_name in ("OPTIMAL", "FEASIBLE")
+    def _run_model(self, name: str, model: ArrayModel, budget: float, gap: float, scale: int) -> Solved:
+        solved = model.solve(deterministic_s=budget, wall_s=self._wall_left(), seed=self.params.seed,
+                             workers=self.params.workers, relative_gap=gap)
+        self.det_used += solved.deterministic_time
+        found = solved.values is not None
         self.phases.append(PhaseRecord(
-            name=name, status=status_name,
-            objective=solver.objective_value / scale if has_solution else None,
-            bound=solver.best_objective_bound / scale if has_solution else None,
-            deterministic_time=solver.deterministic_time, wall_time_s=solver.wall_time))
-        if status_name != "OPTIMAL":
+            name=name, status=solved.status,
+            objective=solved.objective / scale if found and solved.objective is not None else None,
+            bound=solved.bound / scale if found and solved.bound is not None else None,
+            deterministic_time=solved.deterministic_time, wall_time_s=solved.wall_time_s))
+        if solved.status != "OPTIMAL":
             self.proven = False
-        if self.params.wall_time_limit_s is not None and solver.wall_time >= 0.99 * p.max_time_in_seconds \
-                and solver.deterministic_time < 0.99 * p.max_deterministic_time:
+        if solved.wall_limit_hit:
             self.warnings.append(f"{name}: wall time limit reached; this run may not be reproducible")
-        if has_solution:
-            values = np.asarray(solver.response_proto.solution, dtype=np.int64)[self.var_index]
-            self.solution = values
-            self._hint(values)
-        return status_name, solver
+        return solved
+
+    def _positions(self, units: IntArray) -> IntArray:
+        """Flat candidate positions of ``units`` (in unit order)."""
+        if not len(units):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(self.start[u], self.start[u + 1]) for u in units]).astype(np.int64)
+
+    def _assignment_model(self, units: IntArray, exactly: bool, n_extra: int = 0) -> tuple[ArrayModel, IntArray]:
+        """Booleans for the candidate positions of ``units`` (numbered first, in order), one host per
+        unit (at most or exactly), and every host's remaining capacity in every dimension."""
+        positions = self._positions(units)
+        model = ArrayModel(len(positions) + n_extra)
+        sizes = (self.start[units + 1] - self.start[units]).tolist()
+        offset = 0
+        for size in sizes:
+            lits = range(offset, offset + size)
+            if exactly:
+                model.exactly_one(lits)
+            else:
+                model.at_most_one(lits)
+            offset += size
+        hosts = self.x_host[positions]
+        demand = self.unit_demand[self.x_unit[positions]]
+        order = np.argsort(hosts, kind="stable")
+        bounds = np.searchsorted(hosts[order], np.arange(len(self.hosts) + 1))
+        for j in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            local = order[bounds[j]:bounds[j + 1]]
+            for d in range(len(DEMAND_DIMENSIONS)):
+                coefficients = demand[local, d]
+                if coefficients.sum() > self.remaining[j, d]:
+                    keep = coefficients > 0
+                    model.linear(local[keep], coefficients[keep], 0, int(self.remaining[j, d]))
+        return model, positions
 
     # -- phase 1: protection ------------------------------------------------------------------------
 
@@ -725,94 +742,185 @@ class _Run:
         vulnerable = np.array([c.vulnerable for c in self.cases], dtype=np.int64)
         placed = np.ones(len(self.cases), dtype=np.int64)
         has_candidates = np.array([len(u.hosts) > 0 for u in self.units], dtype=bool)
+        # "placed, then arrival" is one level with exact lexicographic weights: every placed case is
+        # worth more than the seniority of all cases together (W), plus its own seniority. Since the
+        # seniority of one unit is tiny next to W, the coefficients stay nearly equal (no numerical
+        # trouble for the LP), and one solve replaces two.
+        big = int(seniority.sum()) + 1
+        placed_then_arrival = placed * big + seniority
         levels = []
+        relevant = np.zeros(len(self.units), dtype=bool)
         for name, per_case in (("emergency", emergency), ("urgent", urgent), ("vulnerable", vulnerable),
-                               ("placed", placed), ("arrival", seniority)):
+                               ("placed_then_arrival", placed_then_arrival)):
             weights = np.array([int(per_case[list(u.members)].sum()) for u in self.units], dtype=np.int64)
             weights = np.where(has_candidates, weights, 0)
+            # a level's optimum only depends on the units that count in it or in an earlier level:
+            # the others can always stay unplaced, so its model leaves them out
+            relevant |= weights > 0
             if weights.any():
-                levels.append(_Level(name, weights, int(weights.sum())))
+                levels.append(_Level(name, weights, int(weights.sum()), np.flatnonzero(relevant)))
         return levels
 
     def protect(self) -> None:
         """Maximise the protection levels in order, fixing each optimum before the next."""
         budget = self.det_budget * PROTECTION_BUDGET_SHARE
-        self.level_constraints: list[cp_model.Constraint] = []
         levels = self.levels()
+        self.greedy_start(levels)
+        floors: list[int] = []
         for k, level in enumerate(levels):
-            coefficients = level.weights[self.x_unit]
-            expression = cp_model.LinearExpr.weighted_sum(self.x_vars, coefficients.tolist())
+            value = self._values([level], self.choice)[0]
             name = f"protect:{level.name}"
-            value = int(coefficients @ self.solution[: len(self.x_vars)])
             if value == level.bound:
-                self.level_constraints.append(self.model.add(expression >= value))
                 self.phases.append(PhaseRecord(name, "ATTAINED", value, level.bound, 0.0, 0.0))
+                floors.append(value)
                 continue
-            self.model.maximize(expression)
+            units = level.units
+            model, positions = self._assignment_model(units, exactly=False)
+            local_unit = np.repeat(np.arange(len(units)), self.start[units + 1] - self.start[units])
+            for earlier, floor in zip(levels[:k], floors, strict=True):
+                coefficients = earlier.weights[units][local_unit]
+                keep = np.flatnonzero(coefficients)
+                model.linear(keep, coefficients[keep], floor, int(coefficients.sum()))
+            coefficients = level.weights[units][local_unit]
+            keep = np.flatnonzero(coefficients)
+            model.maximize(keep, coefficients[keep])
+            model.hint((self.choice[units][local_unit] == positions).astype(np.int64))
             # an equal share of what is left, so that one hard level cannot starve the later ones
-            status, solver = self._solve(name, (budget - self.det_used) / (len(levels) - k), 0.0, 1)
-            if status in ("OPTIMAL", "FEASIBLE"):
-                value = round(solver.objective_value)
-            # without a new solution (budget gone) the last solution's value is kept as the floor
-            self.level_constraints.append(self.model.add(expression >= value))
+            solved = self._run_model(name, model, (budget - self.det_used) / (len(levels) - k), 0.0, 1)
+            if solved.values is not None and solved.objective is not None and round(solved.objective) >= value:
+                chosen = np.full(len(units), -1, dtype=np.int64)
+                on = np.flatnonzero(solved.values[: len(positions)])
+                chosen[local_unit[on]] = positions[on]
+                choice = np.full(len(self.units), -1, dtype=np.int64)
+                choice[units] = chosen
+                others = np.ones(len(self.units), dtype=bool)
+                others[units] = False
+                # the units left out keep their place where it still fits, in protection order
+                order = [u for u in self._priority(False) if others[u]]
+                choice[others] = self.choice[others]
+                self.choice = self._fill(choice, order)
+                value = round(solved.objective)
+            # without a better solution (budget gone) the current solution's value is the floor
+            floors.append(value)
 
     # -- phase 2: welfare ---------------------------------------------------------------------------
+
+    def _offers(self, positions: IntArray, first_var: int) -> None:
+        """The optional offers (a job in one of a member's occupations, a study place) at the given
+        positions: ``self.offers[q] = (case, host, occupation or None for study)``, variable
+        ``first_var + q``; ``self.position_offers[local position]`` lists the offers it enables."""
+        self.offers: list[tuple[int, int, str | None]] = []
+        self.offer_gain: list[int] = []
+        self.position_offers: list[list[int]] = []
+        occupations = [sorted(c.occupations) for c in self.cases]
+        for p in positions.tolist():
+            j = int(self.x_host[p])
+            jobs_left = self.jobs_left[j]
+            mine: list[int] = []
+            for i in self.units[self.x_unit[p]].members:
+                if jobs_left and occupations[i] and self.job_bonus[i] > 0:
+                    for o in occupations[i]:
+                        if o in jobs_left:
+                            mine.append(len(self.offers))
+                            self.offers.append((i, j, o))
+                            self.offer_gain.append(int(self.job_bonus[i]))
+                if self.cases[i].wants_study and self.study_left[j] > 0 and self.study_bonus[i] > 0:
+                    mine.append(len(self.offers))
+                    self.offers.append((i, j, None))
+                    self.offer_gain.append(int(self.study_bonus[i]))
+            self.position_offers.append(mine)
+        self.first_offer_var = first_var
+
+    def _greedy_offers(self, x: IntArray) -> IntArray:
+        """Offers taken greedily (in position order) where ``x`` places a unit: a hint and a fallback."""
+        taken = np.zeros(len(self.offers), dtype=np.int64)
+        jobs_left = [dict(d) for d in self.jobs_left]
+        study_left = self.study_left.tolist()
+        for local in np.flatnonzero(x).tolist():
+            has_job: set[int] = set()
+            for q in self.position_offers[local]:
+                i, j, o = self.offers[q]
+                if o is None and study_left[j] > 0:
+                    study_left[j] -= 1
+                    taken[q] = 1
+                elif o is not None and i not in has_job and jobs_left[j].get(o, 0) > 0:
+                    jobs_left[j][o] -= 1
+                    has_job.add(i)
+                    taken[q] = 1
+        return taken
 
     def welfare(self) -> tuple[float, float, str]:
         """Maximise weighted welfare minus disruption, with protection fixed. Returns objective, bound, status."""
         # protection decided *who* is placed: fix that set, so welfare only decides *where*. This
-        # implies every protection level, whose (large-coefficient) constraints are then dropped;
-        # the welfare LP is a tight assignment relaxation instead of a loose knapsack one.
-        nx = len(self.x_vars)
-        start = np.concatenate([[0], np.cumsum([len(u.hosts) for u in self.units])]).astype(np.int64)
-        placed = np.bincount(self.x_unit, weights=self.solution[:nx], minlength=len(self.units)).astype(np.int64)
-        variables = self.model.proto.variables
-        for u in range(len(self.units)):
-            lits = self.x_vars[start[u]:start[u + 1]]
-            if not lits:
-                continue
-            if placed[u]:
-                self.model.add_exactly_one(lits)
-            else:
-                for index in self.var_index[start[u]:start[u + 1]]:
-                    variables[int(index)].domain[1] = 0  # domain [0, 1] becomes [0, 0]
-        for constraint in self.level_constraints:
-            constraint.proto.clear_linear()
+        # implies every protection level; the welfare LP is a tight assignment relaxation.
+        placed_units = np.flatnonzero(self.choice >= 0)
+        positions = self._positions(placed_units)
+        self._offers(positions, len(positions))
+        self.welfare_positions = positions
+        model, _ = self._assignment_model(placed_units, exactly=True, n_extra=len(self.offers))
+        by_job: dict[tuple[int, str], list[int]] = defaultdict(list)
+        by_study: dict[int, list[int]] = defaultdict(list)
+        for local, mine in enumerate(self.position_offers):
+            per_case: dict[int, list[int]] = defaultdict(list)
+            for q in mine:
+                i, j, o = self.offers[q]
+                var = self.first_offer_var + q
+                if o is None:
+                    by_study[j].append(var)
+                    model.linear([var, local], [1, -1], -1, 0)
+                else:
+                    by_job[(j, o)].append(var)
+                    per_case[i].append(var)
+            for lits in per_case.values():
+                model.linear([*lits, local], [1] * len(lits) + [-1], -1, 0)
+        for (j, o), lits in by_job.items():
+            if len(lits) > self.jobs_left[j][o]:
+                model.linear(lits, [1] * len(lits), 0, self.jobs_left[j][o])
+        for j, lits in by_study.items():
+            if len(lits) > self.study_left[j]:
+                model.linear(lits, [1] * len(lits), 0, int(self.study_left[j]))
         n_pending = int((self.pending_host >= 0).sum())
         offset = self.disruption * n_pending
-        self.model.maximize(cp_model.LinearExpr.weighted_sum(self.all_vars, self.all_gains.tolist()) - offset)
+        gains = np.concatenate([self.x_gain[positions], np.asarray(self.offer_gain, dtype=np.int64)])
+        model.maximize(range(len(gains)), gains.tolist(), -offset)
+        x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
+        offers_hint = self._greedy_offers(x_hint)
+        model.hint(np.concatenate([x_hint, offers_hint]))
         budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
-        status, solver = self._solve("welfare", budget,
-                                     self.params.relative_gap, SCORE_SCALE)
-        if status in ("OPTIMAL", "FEASIBLE"):
-            return solver.objective_value / SCORE_SCALE, solver.best_objective_bound / SCORE_SCALE, status
-        # no welfare solution within the budget: keep the protection solution (or place nobody new)
-        # bound without search: every placed unit at its best candidate, taking every offer there
-        nx = len(self.x_vars)
-        best = self.x_gain.copy()
-        np.add.at(best, np.repeat(np.arange(nx), [len(q) for q in self.x_offers]),
-                  self.all_gains[nx:][np.concatenate([np.asarray(q, dtype=np.int64) for q in self.x_offers])])
+        solved = self._run_model("welfare", model, budget, self.params.relative_gap, SCORE_SCALE)
+        if solved.values is not None and solved.objective is not None and solved.bound is not None:
+            x = solved.values[: len(positions)]
+            self.offer_taken = solved.values[len(positions):]
+            on = np.flatnonzero(x)
+            self.choice[self.x_unit[positions[on]]] = positions[on]
+            return solved.objective / SCORE_SCALE, solved.bound / SCORE_SCALE, solved.status
+        # no welfare solution within the budget: keep the protection solution, greedy offers; bound
+        # without search: every placed unit at its best candidate, taking every offer there
+        self.offer_taken = offers_hint
+        potential = self.x_gain[positions].copy()
+        for local, mine in enumerate(self.position_offers):
+            potential[local] += sum(self.offer_gain[q] for q in mine)
         unit_best = np.zeros(len(self.units), dtype=np.int64)
-        np.maximum.at(unit_best, self.x_unit, best)
-        ceiling = int(unit_best[placed > 0].sum())
-        value = float(self.all_gains @ self.solution - offset) / SCORE_SCALE
-        return value, (ceiling - offset) / SCORE_SCALE, status
+        np.maximum.at(unit_best, self.x_unit[positions], potential)
+        ceiling = int(unit_best[placed_units].sum())
+        value = float(gains @ np.concatenate([x_hint, offers_hint]) - offset) / SCORE_SCALE
+        return value, (ceiling - offset) / SCORE_SCALE, solved.status
 
     # -- result -------------------------------------------------------------------------------------
 
     def result(self, objective: float, bound: float, status: str, digest: str) -> SolveResult:
         """Turn the solution into proposals, counts and explanations."""
-        solution = self.solution
         assignments = dict(self.snapshot.fixed)
         new_host: dict[int, int] = {}
-        nx = len(self.x_vars)
-        for p in np.flatnonzero(solution[:nx]):
-            for i in self.units[self.x_unit[p]].members:
-                new_host[i] = int(self.x_host[p])
+        for u in np.flatnonzero(self.choice >= 0):
+            for i in self.units[u].members:
+                new_host[i] = int(self.x_host[self.choice[u]])
         job_taken: dict[int, str] = {}
         study_taken: set[int] = set()
-        for q in np.flatnonzero(solution[nx:]):
-            i, _, o = self.offers[q]
+        offers = getattr(self, "offers", [])
+        taken = getattr(self, "offer_taken", np.zeros(0, dtype=np.int64))
+        for q in np.flatnonzero(taken):
+            i, _, o = offers[q]
             if o is None:
                 study_taken.add(i)
             else:
@@ -961,8 +1069,7 @@ def solve(snapshot: PoolSnapshot, params: SolverParams | None = None) -> SolveRe
     run = _Run(snapshot, params)
     run.fixed_usage()
     run.build_units()
-    run.build_model()
-    if run.x_vars:
+    if len(run.x_host):
         run.protect()
         objective, bound, status = run.welfare()
     else:

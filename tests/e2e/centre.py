@@ -24,17 +24,17 @@ T = TypeVar("T")
 TEST_PARTNER = "org-test-partner"
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition",
+async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition",
                      interval: float = 0.1) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` when the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: T | None = None
     while time.monotonic() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {within:.0f} s waiting for {what} (last: {last!r})")
 
 
 class Centre:
@@ -132,11 +132,11 @@ class Centre:
     async def proposals(self, state: str) -> list[dict[str, Any]]:
         return await self.get("consent", "/proposals", state=state, limit=1000)  # type: ignore[no-any-return]
 
-    async def proposal_for(self, case_id: str, state: str = "proposed", timeout: float = 30.0) -> dict[str, Any]:
+    async def proposal_for(self, case_id: str, state: str = "proposed", within: float = 30.0) -> dict[str, Any]:
         async def find() -> dict[str, Any] | None:
             return next((p for p in await self.proposals(state) if p["case_id"] == case_id), None)
 
-        return await eventually(find, timeout=timeout, what=f"a {state} proposal for {case_id}")
+        return await eventually(find, within=within, what=f"a {state} proposal for {case_id}")
 
     async def audit_of(self, subject: str) -> list[dict[str, Any]]:
         return await self.get("audit", f"/audit/subjects/{subject}")  # type: ignore[no-any-return]

@@ -65,7 +65,7 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
         placed = await centre.proposals("placed")
         return sum(1 for proposal in placed if proposal["case_id"] in mine) == CASES
 
-    await eventually(everyone_placed, timeout=240, interval=1.0, what=f"all {CASES} cases placed")
+    await eventually(everyone_placed, within=240, interval=1.0, what=f"all {CASES} cases placed")
 
     connection = await centre.database()
     try:
@@ -83,7 +83,7 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
                 "SELECT count(*) FROM audit.records WHERE source LIKE '/services/%' AND source <> '/services/audit'")
             return unpublished == 0 and pending == 0 and published == audited
 
-        await eventually(quiet, timeout=120, interval=0.5, what="every published event audited")
+        await eventually(quiet, within=120, interval=0.5, what="every published event audited")
 
         placements = await connection.fetch(
             "SELECT subject, count(*) AS n FROM audit.records WHERE event_type = 'centre.placement.confirmed.v1'"

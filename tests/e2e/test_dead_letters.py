@@ -44,11 +44,12 @@ async def test_unparseable_schema_violating_and_unknown_version_messages_are_dea
             for records in batch.values():
                 for record in records:
                     letter = DeadLettered.model_validate_json(record.value)
-                    if marker.encode() in base64.b64decode(letter.original_value_b64) and letter.consumer == "submissions":
+                    original = base64.b64decode(letter.original_value_b64)
+                    if marker.encode() in original and letter.consumer == "submissions":
                         found[letter.reason_kind] = letter
             return len(found) == 3
 
-        await eventually(all_three, what="three dead letters from intake", timeout=30)
+        await eventually(all_three, what="three dead letters from intake", within=30)
     finally:
         await consumer.stop()
 

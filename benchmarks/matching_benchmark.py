@@ -1,0 +1,364 @@
+"""How good and how fast the matching engine is, on synthetic surge pools; prints one table.
+
+    .venv/bin/python benchmarks/matching_benchmark.py [--skip-big] [--resolves 20] [--exact-instances 30]
+
+Not a test: the figures depend on the machine and on what else runs on it (docs/matching.md quotes a
+run and says on what). Every pool comes from ``deploy/local/synthetic.py`` (documented distributions,
+fixed seeds) through ``services/matching/pool.py`` (see ``benchmarks/matching_pools.py``).
+
+* quality: the engine against (a) first-come-first-served as a manual desk places, (b) a greedy that
+  takes the best-scoring (case, host) pair first; welfare (sum of pair scores), emergency+urgent and
+  vulnerable cases placed, cases placed, share placed in one of their top-3 preferred places (of
+  those who stated any), mean predicted prospects, blocking pairs;
+* optimality: on small pools, the engine's protection levels and welfare against an independent
+  formulation solved exactly by SciPy's HiGHS MILP (every compatible pair, no pruning);
+* speed: a full solve of 2,000 x 200 and of 20,000 x 2,000 (unless --skip-big), re-solves of a live
+  pool of 3,000 x 300 after one capacity update (median and p95, with the service's own settings), how
+  many solves a burst of 1,000 events needs at the service's coalescing window, peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import numpy as np
+
+from benchmarks.matching_pools import first_come_first_served, synthetic_pool, with_capacity
+from services.matching.model import (
+    PoolSnapshot,
+    SolverParams,
+    Weights,
+    beneficiary_preference,
+    compatible,
+    host_preference,
+    pair_score,
+    prospects,
+    prospects_parts,
+    ties,
+)
+from services.matching.resolver import MatchingSettings
+from services.matching.solver import PoolScores, SolveResult, blocking_pairs, solve
+
+FULL = SolverParams(time_limit_s=10.0, wall_time_limit_s=60.0, relative_gap=0.01)
+BIG = SolverParams(time_limit_s=20.0, wall_time_limit_s=60.0, relative_gap=0.01)
+Row = tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines and measures
+# --------------------------------------------------------------------------------------------------
+
+
+def _demand(case: Any) -> tuple[int, int, int, int]:
+    return (case.people, case.beds, int(case.needs_accessible), case.school_places)
+
+
+def greedy_best_score(snapshot: PoolSnapshot, weights: Weights) -> dict[str, str]:
+    """Every compatible pair by descending score (ties: case id, host id); take it if both are free
+    enough: the case is unplaced and the host still has room in every dimension."""
+    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
+    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
+    scores = PoolScores(cases, hosts, snapshot.pool_id, snapshot.forbidden, weights)
+    rows = scores.rows(list(range(len(cases))))
+    score = np.where(rows.allowed, rows.score, -np.inf)
+    order = np.lexsort((np.tile(np.arange(len(hosts)), len(cases)), np.repeat(np.arange(len(cases)), len(hosts)),
+                        -score.ravel()))
+    left = scores.capacity.copy()
+    assignments: dict[str, str] = {}
+    for flat in order:
+        i, j = divmod(int(flat), len(hosts))
+        if not np.isfinite(score[i, j]):
+            break
+        if cases[i].case_id in assignments:
+            continue
+        demand = np.array(_demand(cases[i]))
+        if (demand <= left[j]).all():
+            left[j] -= demand
+            assignments[cases[i].case_id] = hosts[j].host_id
+    return assignments
+
+
+def quality(snapshot: PoolSnapshot, assignments: Mapping[str, str], weights: Weights) -> dict[str, float]:
+    """The measures of the quality table for one set of assignments."""
+    cases = {c.case_id: c for c in snapshot.cases}
+    hosts = {h.host_id: h for h in snapshot.hosts}
+    pairs = [(cases[c], hosts[h]) for c, h in assignments.items()]
+    stated = [(c, h) for c, h in pairs if c.preferred_places]
+    return {
+        "welfare": sum(pair_score(c, h, weights) for c, h in pairs),
+        "protected": sum(c.urgency in ("emergency", "urgent") for c, _ in pairs),
+        "vulnerable": sum(c.vulnerable for c, _ in pairs),
+        "placed": len(pairs),
+        "top3": sum(h.place in c.preferred_places[:3] for c, h in stated) / max(len(stated), 1),
+        "prospects": sum(prospects(c, h) for c, h in pairs) / max(len(pairs), 1),
+        "blocking": blocking_pairs(snapshot, assignments),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The independent exact solver (SciPy / HiGHS)
+# --------------------------------------------------------------------------------------------------
+
+
+def exact_levels(snapshot: PoolSnapshot, weights: Weights) -> tuple[list[int], float] | None:
+    """Protection levels and welfare of the lexicographic optimum, formulated from the model's
+    definitions (not the solver's code) over every compatible pair, and solved exactly by HiGHS.
+    For fresh pools (no fixed, pending or linked cases). None when SciPy is not installed."""
+    try:
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import lil_matrix
+    except ImportError:
+        return None
+    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
+    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
+    pairs = [(i, j) for i, c in enumerate(cases) for j, h in enumerate(hosts)
+             if compatible(c, h) is None and (c.case_id, h.host_id) not in snapshot.forbidden]
+    # variables: x per pair, then a job per (pair, occupation the host offers), a study place per pair
+    jobs = [(p, o) for p, (i, j) in enumerate(pairs) for o in sorted(cases[i].occupations)
+            if hosts[j].capacity.jobs.get(o, 0) > 0]
+    study = [p for p, (i, j) in enumerate(pairs) if cases[i].wants_study and hosts[j].capacity.study_places > 0]
+    nx, nj = len(pairs), len(jobs)
+    n = nx + nj + len(study)
+    if not pairs:
+        return [0, 0, 0, 0, 0], 0.0
+    rows: list[tuple[dict[int, float], float, float]] = []
+    for i in range(len(cases)):
+        rows.append(({p: 1.0 for p, (a, _) in enumerate(pairs) if a == i}, -np.inf, 1.0))
+    for j, h in enumerate(hosts):
+        cap = h.capacity
+        for d, limit in enumerate((cap.people, cap.beds, cap.accessible_units, cap.school_places)):
+            rows.append(({p: float(_demand(cases[a])[d]) for p, (a, b) in enumerate(pairs) if b == j}, -np.inf, limit))
+        for o, limit in cap.jobs.items():
+            rows.append(({nx + q: 1.0 for q, (p, oo) in enumerate(jobs) if oo == o and pairs[p][1] == j},
+                         -np.inf, limit))
+        rows.append(({nx + nj + q: 1.0 for q, p in enumerate(study) if pairs[p][1] == j}, -np.inf, cap.study_places))
+    for p in range(nx):  # at most one job per placed case, a study place only where placed
+        rows.append(({**{nx + q: 1.0 for q, (pp, _) in enumerate(jobs) if pp == p}, p: -1.0}, -np.inf, 0.0))
+    for q, p in enumerate(study):
+        rows.append(({nx + nj + q: 1.0, p: -1.0}, -np.inf, 0.0))
+
+    seniority = {c.case_id: len(cases) - r for r, c in enumerate(sorted(cases, key=lambda c: (c.arrived_seq,
+                                                                                               c.case_id)))}
+    per_case = [
+        [int(c.urgency == "emergency") for c in cases], [int(c.urgency == "urgent") for c in cases],
+        [int(c.vulnerable) for c in cases], [1 for _ in cases], [seniority[c.case_id] for c in cases],
+    ]
+    level_objectives = [np.array([level[i] for i, _ in pairs] + [0.0] * (n - nx)) for level in per_case]
+    welfare = np.zeros(n)
+    for p, (i, j) in enumerate(pairs):
+        c, h = cases[i], hosts[j]
+        welfare[p] = (weights.beneficiary_preference * beneficiary_preference(c, h)
+                      + weights.host_preference * host_preference(c, h)
+                      + weights.prospects * prospects_parts(c, h).language + weights.ties * ties(c, h))
+    for q, (p, _) in enumerate(jobs):
+        i, j = pairs[p]
+        welfare[nx + q] = weights.prospects * prospects_parts(cases[i], hosts[j]).work
+    for q, p in enumerate(study):
+        i, j = pairs[p]
+        welfare[nx + nj + q] = weights.prospects * prospects_parts(cases[i], hosts[j]).study
+
+    values: list[int] = []
+    optimum = 0.0
+    for objective in [*level_objectives, welfare]:
+        matrix = lil_matrix((len(rows), n))
+        low, high = [], []
+        for r, (coefficients, lo, hi) in enumerate(rows):
+            for v, a in coefficients.items():
+                matrix[r, v] = a
+            low.append(lo)
+            high.append(hi)
+        result = milp(-objective, constraints=LinearConstraint(matrix.tocsr(), low, high),
+                      integrality=np.ones(n), bounds=Bounds(0, 1))
+        if result.status != 0:
+            raise RuntimeError(f"HiGHS: {result.message}")
+        optimum = -result.fun
+        if objective is not welfare:
+            values.append(round(optimum))
+            rows.append(({v: a for v, a in enumerate(objective) if a}, round(optimum), np.inf))
+    return values, optimum
+
+
+def engine_levels(snapshot: PoolSnapshot, result: SolveResult) -> list[int]:
+    cases = {c.case_id: c for c in snapshot.cases}
+    ranked = sorted(snapshot.cases, key=lambda c: (c.arrived_seq, c.case_id))
+    seniority = {c.case_id: len(ranked) - r for r, c in enumerate(ranked)}
+    placed = [cases[c] for c in result.assignments]
+    return [sum(c.urgency == "emergency" for c in placed), sum(c.urgency == "urgent" for c in placed),
+            sum(c.vulnerable for c in placed), len(placed), sum(seniority[c.case_id] for c in placed)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Speed
+# --------------------------------------------------------------------------------------------------
+
+
+def timed(work: Callable[[], SolveResult]) -> tuple[float, SolveResult]:
+    began = time.perf_counter()
+    result = work()
+    return time.perf_counter() - began, result
+
+
+def live(n_cases: int, n_hosts: int, seed: int = 1) -> PoolSnapshot:
+    """A pool mid-surge, made by the engine itself: the first 85 % of the cases were solved (60 % of
+    the placed approved, the rest pending), the last 15 % arrived since, and a catch-up solve ran."""
+    snapshot = synthetic_pool(n_cases, n_hosts, seed)
+    early = dataclasses.replace(snapshot, cases=snapshot.cases[: int(0.85 * n_cases)])
+    first = solve(early, FULL)
+    rng = random.Random(seed + 6)
+    fixed: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    for case_id, host_id in first.assignments.items():
+        (fixed if rng.random() < 0.6 else pending)[case_id] = host_id
+    state = dataclasses.replace(snapshot, fixed=fixed, pending=pending)
+    caught_up = solve(state, FULL)
+    return dataclasses.replace(state, pending={c: h for c, h in caught_up.assignments.items() if c not in fixed})
+
+
+def resolves(snapshot: PoolSnapshot, params: SolverParams, count: int, seed: int = 3) -> tuple[list[float],
+                                                                                               list[SolveResult]]:
+    """Re-solve after ``count`` successive capacity updates of one random host each (+-1..3 people and
+    beds); each re-solve's proposals become the next one's pending state, as in the service."""
+    rng = random.Random(seed)
+    times, results = [], []
+    for _ in range(count):
+        host = rng.choice(snapshot.hosts)
+        people = max(0, host.capacity.people + rng.choice([-3, -2, -1, 1, 2, 3]))
+        changed = with_capacity(snapshot, host.host_id, people=people, beds=people)
+        seconds, result = timed(lambda s=changed: solve(s, params))  # type: ignore[misc]
+        times.append(seconds)
+        results.append(result)
+        snapshot = dataclasses.replace(changed, pending={c: h for c, h in result.assignments.items()
+                                                         if c not in changed.fixed})
+    return times, results
+
+
+def solves_for_burst(events: int, spread_s: float, window_s: float, solve_s: float) -> int:
+    """Solves the resolver loop needs for ``events`` marks arriving evenly over ``spread_s`` seconds:
+    it sleeps one window, solves the pool if marked (reading its state at that instant), and marks
+    that arrive while it solves make it solve once more."""
+    arrivals = [spread_s * k / max(events - 1, 1) for k in range(events)]
+    t, seen, solves = 0.0, 0, 0
+    while seen < events:
+        t += window_s
+        arrived = sum(1 for a in arrivals if a <= t)
+        if arrived > seen:
+            seen = arrived
+            solves += 1
+            t += solve_s
+    return solves
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(np.ceil(0.95 * len(ordered))) - 1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-big", action="store_true", help="skip the 20,000 x 2,000 full solve")
+    parser.add_argument("--resolves", type=int, default=20, help="capacity updates re-solved on the live pool")
+    parser.add_argument("--exact-instances", type=int, default=30, help="small pools checked against HiGHS")
+    args = parser.parse_args()
+    weights = Weights()
+    service = MatchingSettings().solver_params()
+
+    print("quality: municipal pool, 2,000 cases x 200 hosts, seed 1", flush=True)
+    pool = synthetic_pool(2000, 200, seed=1)
+    seconds, engine = timed(lambda: solve(pool, FULL))
+    tracemalloc.start()  # a second, identical solve: tracing slows Python down, so it is not timed
+    solve(pool, FULL)
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    methods = {"first come, first served (desk)": first_come_first_served(pool),
+               "greedy best score": greedy_best_score(pool, weights),
+               "engine (protection first, then welfare)": engine.assignments}
+    rows: list[Row] = [("method", "welfare", "emergency+urgent placed", "vulnerable placed", "placed",
+                        "top-3 place", "mean prospects", "blocking pairs")]
+    for name, assignments in methods.items():
+        q = quality(pool, assignments, weights)
+        rows.append((name, f"{q['welfare']:.1f}", str(int(q["protected"])), str(int(q["vulnerable"])),
+                     str(int(q["placed"])), f"{100 * q['top3']:.1f} %", f"{q['prospects']:.3f}",
+                     str(int(q["blocking"]))))
+    print(table(rows), "\n", flush=True)
+
+    print(f"optimality: {args.exact_instances} small pools (8-18 cases, 2-4 hosts) against SciPy HiGHS", flush=True)
+    agree_levels = agree_welfare = checked = 0
+    worst = 0.0
+    for seed in range(args.exact_instances):
+        rng = random.Random(seed)
+        small = synthetic_pool(rng.randint(8, 18), rng.randint(2, 4), seed=100 + seed)
+        exact = exact_levels(small, weights)
+        if exact is None:
+            print("SciPy is not installed: skipped")
+            break
+        result = solve(small, SolverParams(time_limit_s=10.0))
+        levels, optimum = exact
+        checked += 1
+        agree_levels += engine_levels(small, result) == levels
+        agree_welfare += abs(result.objective - optimum) <= 0.01
+        worst = max(worst, optimum - result.objective)
+    if checked:
+        print(table([("instances", "same protection levels", "same welfare (within 0.01)",
+                      "largest welfare shortfall"),
+                     (str(checked), str(agree_levels), str(agree_welfare), f"{worst:.4f}")]), "\n", flush=True)
+
+    print("speed (2 shared cores; wall-clock seconds)", flush=True)
+    speed: list[Row] = [("what", "seconds", "status", "gap", "placed", "notes")]
+    speed.append(("full solve 2,000 x 200", f"{seconds:.1f}", engine.status, f"{100 * engine.gap:.2f} %",
+                  str(len(engine.assignments)), f"{FULL.time_limit_s:g} det. units; tracemalloc peak "
+                  f"{traced_peak / 2**20:.0f} MiB (Python objects)"))
+    if not args.skip_big:
+        big = synthetic_pool(20000, 2000, seed=1)
+        big_seconds, big_result = timed(lambda: solve(big, BIG))
+        speed.append(("full solve 20,000 x 2,000", f"{big_seconds:.1f}", big_result.status,
+                      f"{100 * big_result.gap:.2f} %", str(len(big_result.assignments)),
+                      f"{BIG.time_limit_s:g} det. units, wall stop {BIG.wall_time_limit_s:g} s; FCFS places "
+                      f"{len(first_come_first_served(big))}"))
+    state = live(3000, 300)
+    times, results = resolves(state, service, args.resolves)
+    moved = [len(r.withdrawn) for r in results]
+    speed.append((f"re-solve after one capacity update, live 3,000 x 300 ({len(state.fixed)} fixed, "
+                  f"{len(state.pending)} pending), n={len(times)}",
+                  f"median {statistics.median(times):.2f}, p95 {p95(times):.2f}",
+                  "/".join(sorted({r.status for r in results})),
+                  f"median {100 * statistics.median([r.gap for r in results]):.2f} %",
+                  str(len(results[-1].assignments)),
+                  f"service settings ({service.time_limit_s:g} det. units, wall stop "
+                  f"{service.wall_time_limit_s:g} s); withdrawals per re-solve median {statistics.median(moved):g}"))
+    window = MatchingSettings().matching_coalesce_window_s
+    solve_s = statistics.median(times)
+    for spread in (1.0, 10.0, 60.0):
+        speed.append((f"burst of 1,000 events over {spread:g} s", "", "", "",
+                      "", f"{solves_for_burst(1000, spread, window, solve_s)} solves at a {window:g} s window "
+                      f"and {solve_s:.1f} s per solve"))
+    speed.append(("peak memory (whole process)", "", "", "", "",
+                  f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"))
+    print(table(speed), flush=True)
+
+
+if __name__ == "__main__":
+    main()
