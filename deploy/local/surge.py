@@ -367,7 +367,7 @@ class Surge:
             "capacity changes": counts["centre.host.capacity-updated.v1"],
             "proposals made": counts["centre.match.proposed.v1"],
             "proposals withdrawn by re-solves": counts["centre.match.proposal-withdrawn.v1"],
-            "cases reviewed by a caseworker": len(self.tally.proposals_per_case),
+            "proposals reviewed by a caseworker": self.tally.reviewed,
             "approved": self.tally.approved,
             "rejected by approvers": self.tally.rejected,
             "accepted (responses)": self.tally.accepted,
