@@ -149,6 +149,40 @@ class CaseWithdrawn(Event):
     reason: Label
 
 
+# The identifying fields a case may hold (sealed); an identity read names which of them it disclosed.
+IdentityField = Literal["full_name", "date_of_birth", "document_number", "phone", "email"]
+
+
+class CaseErased(Event):
+    """A case's identifying data was erased: its own key is deleted (crypto-shredding).
+
+    Every sealed copy of the identity (in intake, in events, in the audit stream) stays where it is and can
+    no longer be opened; every service that holds anything about the person in clear drops it on this event.
+    """
+
+    type: ClassVar[str] = "centre.case.erased.v1"
+    key_field: ClassVar[str] = "case_id"
+
+    case_id: Identifier
+    reason: Literal["person_request", "retention_expired"]
+    erased_by: Identifier = Field(description="The token subject who erased it, or the retention sweep.")
+    erased_at: datetime
+
+
+class IdentityRead(Event):
+    """Someone read a case's identifying fields in clear through the API: who, when, which fields, why."""
+
+    type: ClassVar[str] = "centre.case.identity-read.v1"
+    key_field: ClassVar[str] = "case_id"
+
+    case_id: Identifier
+    read_by: Identifier = Field(description="The subject of the reader's token.")
+    role: Literal["caseworker", "approver", "admin"]
+    fields: list[IdentityField] = Field(min_length=1, max_length=5)
+    purpose: Label
+    read_at: datetime
+
+
 class HostRegistered(Event):
     type: ClassVar[str] = "centre.host.registered.v1"
     key_field: ClassVar[str] = "host_id"
@@ -360,6 +394,85 @@ class PlacementConfirmed(Event):
     case_id: Identifier
     host_id: Identifier
     pool_id: Identifier
+
+
+# --- Deadlines: the consent service sets them, escalates and expires ------------------------------
+
+
+class ProposalReviewedV2(Event):
+    """A caseworker's review, with the time by which an approver must decide (by the case's urgency).
+
+    Replaces ``centre.approval.reviewed.v1``, which carried no deadline; old v1 events stay readable.
+    """
+
+    type: ClassVar[str] = "centre.approval.reviewed.v2"
+    key_field: ClassVar[str] = "case_id"
+
+    proposal_id: Identifier
+    case_id: Identifier
+    host_id: Identifier
+    pool_id: Identifier
+    urgency: Urgency
+    reviewed_by: Identifier
+    recommendation: Literal["approve", "reject"]
+    note: Label | None = None
+    decide_by: datetime = Field(description="When the decision is due; past it, the proposal is escalated.")
+
+
+class ApprovalDecidedV2(Event):
+    """An approver's decision, with the time by which the beneficiary and the host must answer an approval.
+
+    Replaces ``centre.approval.decided.v1``, which carried no deadline; old v1 events stay readable.
+    """
+
+    type: ClassVar[str] = "centre.approval.decided.v2"
+    key_field: ClassVar[str] = "case_id"
+
+    proposal_id: Identifier
+    case_id: Identifier
+    host_id: Identifier
+    pool_id: Identifier
+    decision: Literal["approved", "rejected"]
+    decided_by: Identifier
+    reviewed_by: Identifier
+    reason: Label | None = None
+    respond_by: datetime | None = Field(
+        default=None, description="Set when approved: past it, an offer not answered by both sides expires."
+    )
+
+
+class DecisionOverdue(Event):
+    """A reviewed proposal's decision was not made by its deadline: escalated, once."""
+
+    type: ClassVar[str] = "centre.approval.overdue.v1"
+    key_field: ClassVar[str] = "case_id"
+
+    proposal_id: Identifier
+    case_id: Identifier
+    host_id: Identifier
+    pool_id: Identifier
+    urgency: Urgency
+    reviewed_by: Identifier
+    decide_by: datetime
+    escalated_to: Identifier = Field(description="The approvers' desk the decision is escalated to.")
+
+
+class ResponseExpired(Event):
+    """An approved match that the beneficiary or the host did not answer by its deadline: a decline.
+
+    The proposal is declined; matching excludes the pair and re-matches the case, as after any decline.
+    """
+
+    type: ClassVar[str] = "centre.response.expired.v1"
+    key_field: ClassVar[str] = "case_id"
+
+    proposal_id: Identifier
+    case_id: Identifier
+    host_id: Identifier
+    pool_id: Identifier
+    respond_by: datetime
+    unanswered: list[Literal["beneficiary", "host"]] = Field(min_length=1, max_length=2)
+    reason: Label = "no answer by deadline"
 
 
 # --- Notifications ---------------------------------------------------------------------------------

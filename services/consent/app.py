@@ -23,6 +23,7 @@ from schemas.events import (
     ProposalWithdrawn,
 )
 from services.consent import store
+from services.consent.deadlines import watch_deadlines
 from services.consent.model import (
     ConsentRequest,
     Decision,
@@ -32,6 +33,7 @@ from services.consent.model import (
     State,
     TransitionRefused,
 )
+from services.consent.settings import consent_settings
 from services.runtime.access import Caller, require
 from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.outbox import record_event
@@ -172,7 +174,7 @@ async def _step(request: Request, proposal_id: str, step: str, caller: Caller, *
                 raise HTTPException(status.HTTP_409_CONFLICT,
                                     f"case {proposal.case_id} already has an approved match ({other})")
         try:
-            after, events = getattr(proposal, step)(**arguments)
+            after, events = getattr(proposal, step)(**arguments, now=datetime.now(UTC))
         except TransitionRefused as refusal:
             raise HTTPException(status.HTTP_409_CONFLICT, str(refusal)) from None
         await store.save_proposal(connection, after)
@@ -184,13 +186,14 @@ async def _step(request: Request, proposal_id: str, step: str, caller: Caller, *
 @router.post("/proposals/{proposal_id}/review")
 async def review(proposal_id: Identifier, body: Review, request: Request, caller: CaseworkerCaller) -> dict[str, Any]:
     return await _step(request, proposal_id, "review", caller, reviewed_by=caller.subject,
-                       recommendation=body.recommendation, note=body.note)
+                       recommendation=body.recommendation, note=body.note,
+                       policy=consent_settings().deadline_policy)
 
 
 @router.post("/proposals/{proposal_id}/decision")
 async def decide(proposal_id: Identifier, body: Decision, request: Request, caller: ApproverCaller) -> dict[str, Any]:
     return await _step(request, proposal_id, "decide", caller, decided_by=caller.subject, decision=body.decision,
-                       reason=body.reason)
+                       reason=body.reason, policy=consent_settings().deadline_policy)
 
 
 @router.post("/proposals/{proposal_id}/responses")
@@ -220,7 +223,7 @@ async def on_case_withdrawn(event: CaseWithdrawn, delivery: Delivery) -> None:
 
 
 async def on_match_proposed(event: MatchProposed, delivery: Delivery) -> None:
-    proposal = Proposal(event.proposal_id, event.case_id, event.host_id, event.pool_id)
+    proposal = Proposal(event.proposal_id, event.case_id, event.host_id, event.pool_id, urgency=event.urgency)
     await store.insert_proposal(delivery.connection, proposal, event.urgency)
 
 
@@ -248,6 +251,6 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     consumers=[workflow],
     router=router,
-    background=[expire_consents],
+    background=[expire_consents, watch_deadlines],
     description="Data-use consent per purpose; caseworker review, four-eyes approval, and people's final say.",
 )

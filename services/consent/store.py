@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +12,7 @@ from services.consent.model import Proposal
 
 PROPOSAL_COLUMNS = (
     "proposal_id, case_id, host_id, pool_id, state, reviewed_by, recommendation, decided_by,"
-    " beneficiary_accepted, host_accepted"
+    " beneficiary_accepted, host_accepted, urgency, decide_by, respond_by, escalated_at"
 )
 
 
@@ -76,17 +76,42 @@ async def proposal_for_update(connection: asyncpg.Connection, proposal_id: str) 
 async def save_proposal(connection: asyncpg.Connection, proposal: Proposal) -> None:
     await connection.execute(
         "UPDATE proposals SET state = $2, reviewed_by = $3, recommendation = $4, decided_by = $5,"
-        " beneficiary_accepted = $6, host_accepted = $7, updated_at = now() WHERE proposal_id = $1",
+        " beneficiary_accepted = $6, host_accepted = $7, decide_by = $8, respond_by = $9, escalated_at = $10,"
+        " updated_at = now() WHERE proposal_id = $1",
         proposal.proposal_id, proposal.state, proposal.reviewed_by, proposal.recommendation, proposal.decided_by,
-        proposal.beneficiary_accepted, proposal.host_accepted,
+        proposal.beneficiary_accepted, proposal.host_accepted, proposal.decide_by, proposal.respond_by,
+        proposal.escalated_at,
     )
+
+
+async def overdue_decisions(connection: asyncpg.Connection, now: datetime, limit: int) -> list[Proposal]:
+    """Lock reviewed proposals whose decision is overdue and not escalated yet; skip those locked elsewhere.
+
+    Another sweep (another instance) skips what this one holds, and sees it escalated once this commits.
+    """
+    rows = await connection.fetch(
+        f"SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE state = 'reviewed' AND escalated_at IS NULL"
+        " AND decide_by <= $1 ORDER BY decide_by LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+    return [Proposal(**dict(row)) for row in rows]
+
+
+async def expired_offers(connection: asyncpg.Connection, now: datetime, limit: int) -> list[Proposal]:
+    """Lock approved proposals whose response deadline has passed; skip those locked elsewhere."""
+    rows = await connection.fetch(
+        f"SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE state = 'approved' AND respond_by <= $1"
+        " ORDER BY respond_by LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+    return [Proposal(**dict(row)) for row in rows]
 
 
 async def queue(connection: asyncpg.Connection, state: str, limit: int,
                 organisation_id: str | None = None) -> list[asyncpg.Record]:
     """Proposals in one state, most urgent first, then oldest first; only one organisation's hosts if named."""
     return await connection.fetch(
-        f"SELECT {PROPOSAL_COLUMNS}, urgency, proposed_at FROM proposals WHERE state = $1"
+        f"SELECT {PROPOSAL_COLUMNS}, proposed_at FROM proposals WHERE state = $1"
         " AND ($3::text IS NULL OR host_id IN (SELECT host_id FROM hosts WHERE organisation_id = $3))"
         " ORDER BY CASE urgency WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, proposed_at LIMIT $2",
         state, limit, organisation_id,

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from schemas import topics
-from schemas.events import CapacitySubmitted, CaseSubmitted, HostSubmitted, Identifier
+from schemas.events import (
+    CapacitySubmitted,
+    CaseSubmitted,
+    HostSubmitted,
+    Identifier,
+    IdentityField,
+    Label,
+    PlacementConfirmed,
+)
 from services.intake import handlers, store
-from services.intake.model import CapacityChange, CaseRegistration, HostRegistration, Registered, Withdrawal
+from services.intake.model import (
+    CapacityChange,
+    CaseRegistration,
+    ErasureReceipt,
+    ErasureRequest,
+    HostRegistration,
+    IdentityDisclosure,
+    ProfileChange,
+    Registered,
+    Withdrawal,
+)
+from services.intake.settings import IntakeSettings, intake_settings
 from services.runtime.access import Caller, require
 from services.runtime.consumer import Delivery, EventConsumer
-from services.runtime.service import ServiceDefinition, context_of
+from services.runtime.service import ServiceContext, ServiceDefinition, context_of
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["intake"])
 
 # Who may do what at intake: caseworkers bring cases in, partners their own hosts; auditors only read.
 CaseworkerCaller = Annotated[Caller, Depends(require("caseworker"))]
 CaseReader = Annotated[Caller, Depends(require("caseworker", "approver", "auditor"))]
+# Identifying fields in clear: only the people who act on the case, each read recorded for the audit.
+# Auditors read the record of who read what, never the plaintext (they verify, they do not contact).
+IdentityReader = Annotated[Caller, Depends(require("caseworker", "approver"))]
 HostOwner = Annotated[Caller, Depends(require("partner"))]
 
 
@@ -43,7 +71,65 @@ async def read_case(case_id: Identifier, request: Request,
         row = await store.case(connection, case_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id!r}")
-    return {key: row[key] for key in ("case_id", "pool_id", "organisation_id", "language", "status", "version")}
+    case = {key: row[key] for key in ("case_id", "pool_id", "organisation_id", "language", "status", "version")}
+    return {**case, "profile": json.loads(row["profile"]), "erased_at": row["erased_at"]}
+
+
+@router.get("/cases/{case_id}/identity", response_model=IdentityDisclosure,
+            responses={404: {"description": "no such case, or no identifying data on record"},
+                       410: {"description": "the case's identifying data was erased"}})
+async def read_identity(
+    case_id: Identifier, request: Request, caller: IdentityReader,
+    purpose: Annotated[Label, Query(description="Why the identity is read; recorded with the read.")],
+    fields: Annotated[list[IdentityField] | None, Query(description="Only these fields (default: all).")] = None,
+) -> IdentityDisclosure:
+    """A case's identifying fields in clear. Every read is recorded (``centre.case.identity-read.v1``: who,
+    when, which fields, why) in the same transaction, before the fields are returned."""
+    context = context_of(request)
+    try:
+        async with context.pool.acquire() as connection, connection.transaction():
+            disclosed, read_at = await handlers.read_identity(
+                connection, case_id, reader=caller.subject, role=caller.role,  # type: ignore[arg-type]
+                purpose=purpose, fields=fields, master_key=context.settings.master_key.get_secret_value(),
+                source=context.source,
+            )
+    except handlers.IdentityUnavailable as unavailable:
+        code = status.HTTP_410_GONE if unavailable.kind == "erased" else status.HTTP_404_NOT_FOUND
+        raise HTTPException(code, str(unavailable)) from None
+    return IdentityDisclosure(case_id=case_id, fields=disclosed, read_by=caller.subject, purpose=purpose,
+                              read_at=read_at)
+
+
+@router.post("/cases/{case_id}/erasure", status_code=status.HTTP_202_ACCEPTED, response_model=ErasureReceipt)
+async def erase_case(case_id: Identifier, erasure: ErasureRequest, request: Request, response: Response,
+                     caller: CaseworkerCaller) -> ErasureReceipt:
+    """Erase a case's identifying data: its key is deleted (crypto-shredding), ``centre.case.erased.v1`` is
+    published, and every sealed copy becomes unreadable. A case still being matched is withdrawn first."""
+    context = context_of(request)
+    async with context.pool.acquire() as connection, connection.transaction():
+        erased = await handlers.erase_case(connection, case_id, erasure.reason, erased_by=caller.subject,
+                                           source=context.source)
+    if erased is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id!r}")
+    if erased.already:
+        response.status_code = status.HTTP_200_OK
+    return ErasureReceipt(case_id=case_id, reason=erased.reason,  # type: ignore[arg-type]
+                          erased_at=erased.erased_at, already_erased=erased.already)
+
+
+@router.put("/cases/{case_id}/profile", responses={404: {"description": "no such case"},
+                                                   409: {"description": "stale version, or the case is closed"}})
+async def update_profile(case_id: Identifier, change: ProfileChange, request: Request,
+                         caller: CaseworkerCaller) -> dict[str, Any]:
+    """Correct or update a case's pseudonymous profile; matching re-solves its pool with it."""
+    context = context_of(request)
+    try:
+        async with context.pool.acquire() as connection, connection.transaction():
+            await handlers.update_profile(connection, case_id, change, source=context.source)
+    except handlers.ChangeRefused as refusal:
+        code = status.HTTP_404_NOT_FOUND if refusal.unknown else status.HTTP_409_CONFLICT
+        raise HTTPException(code, str(refusal)) from None
+    return {"case_id": case_id, "version": change.version}
 
 
 @router.post("/cases/{case_id}/withdrawal", status_code=status.HTTP_202_ACCEPTED)
@@ -116,6 +202,33 @@ async def on_capacity_submitted(event: CapacitySubmitted, delivery: Delivery) ->
     )
 
 
+async def on_placement_confirmed(event: PlacementConfirmed, delivery: Delivery) -> None:
+    # A placed case is closed: its retention period starts.
+    await store.close_case(delivery.connection, event.case_id, delivery.envelope.time)
+
+
+async def sweep_retention(context: ServiceContext, settings: IntakeSettings | None = None) -> None:
+    """The background task: erase the cases whose retention period has ended, every sweep interval."""
+    settings = settings or intake_settings()
+    retention = settings.retention
+    if retention is None:
+        return  # no retention period set: erasure happens on request only
+    while True:
+        try:
+            async with context.pool.acquire() as connection, connection.transaction():
+                erased = await handlers.erase_due_cases(connection, retention=retention, now=datetime.now(UTC),
+                                                        source=context.source)
+            if erased:
+                log.info("retention sweep erased cases", count=len(erased))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention sweep failed; trying again at the next sweep")
+        await asyncio.sleep(settings.intake_retention_sweep_s)
+
+
+outcomes = EventConsumer("outcomes", [topics.DECISIONS], {PlacementConfirmed: on_placement_confirmed})
+
 submissions = EventConsumer(
     "submissions",
     [topics.PARTNER_SUBMISSIONS],
@@ -129,7 +242,8 @@ submissions = EventConsumer(
 definition = ServiceDefinition(
     name="intake",
     migrations=Path(__file__).parent / "migrations",
-    consumers=[submissions],
+    consumers=[submissions, outcomes],
     router=router,
+    background=[sweep_retention],
     description="Cases and hosts come in over HTTP and as partner events; validated, stored and announced.",
 )

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import EmailStr, Field
 
-from schemas.events import Capacity, CaseProfile, Contract, HostProfile, Identifier, Label, LanguageCode
+from schemas.events import (
+    Capacity,
+    CaseProfile,
+    Contract,
+    HostProfile,
+    Identifier,
+    IdentityField,
+    Label,
+    LanguageCode,
+)
 
 
 class Identity(Contract):
@@ -43,6 +53,13 @@ class CapacityChange(Contract):
     capacity: Capacity
 
 
+class ProfileChange(Contract):
+    """A case's corrected or updated pseudonymous profile (needs, household, preferences), as a whole."""
+
+    version: int = Field(ge=2, le=2**31 - 1, description="The case's current version plus one.")
+    profile: CaseProfile
+
+
 class Withdrawal(Contract):
     reason: Label
 
@@ -50,3 +67,26 @@ class Withdrawal(Contract):
 class Registered(Contract):
     id: Identifier
     created: bool
+
+
+class ErasureRequest(Contract):
+    """Why a case's identifying data is erased: the person asked, or the retention period ended."""
+
+    reason: Literal["person_request", "retention_expired"] = "person_request"
+
+
+class ErasureReceipt(Contract):
+    case_id: Identifier
+    reason: Literal["person_request", "retention_expired"]
+    erased_at: datetime
+    already_erased: bool = Field(description="True when the case had been erased before this request.")
+
+
+class IdentityDisclosure(Contract):
+    """A case's identifying fields in clear, and the record of this read (it is on the audit stream)."""
+
+    case_id: Identifier
+    fields: dict[IdentityField, str]
+    read_by: Identifier
+    purpose: Label
+    read_at: datetime

@@ -1,12 +1,12 @@
 """Notifications: tells caseworkers, approvers, beneficiaries, hosts and partner systems what concerns them.
 
-The composition root: the consumer and what each event type is handled by, the HTTP routes, and the two
-background tasks (the dispatcher, and the sweep that finds overdue decisions).
+The composition root: the consumer and what each event type is handled by, the HTTP routes, and the
+dispatcher. Deadlines are the consent service's: it sets them on its events and announces an overdue
+decision (``centre.approval.overdue.v1``) and an expired offer (``centre.response.expired.v1``) itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +15,30 @@ import structlog
 from schemas import topics
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     CapacityUpdated,
+    CaseErased,
     CaseRegistered,
     CaseUpdated,
     CaseWithdrawn,
     DataUseConsentRecorded,
     DataUseConsentWithdrawn,
+    DecisionOverdue,
     Event,
     HostRegistered,
     HostResponded,
     MatchProposed,
     PlacementConfirmed,
     ProposalReviewed,
+    ProposalReviewedV2,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.notifications import handlers
 from services.notifications.api import router
 from services.notifications.dispatch import dispatch
 from services.notifications.handlers import Policy
-from services.notifications.rules import Deadlines
 from services.notifications.settings import NotificationsSettings, notifications_settings
 from services.runtime.consumer import Delivery, EventConsumer, Handler
 from services.runtime.service import ServiceContext, ServiceDefinition
@@ -43,19 +47,14 @@ log = structlog.get_logger(__name__)
 
 # Events that may cause notifications, to people (rules.py) or to partner systems (partners.py).
 CAUSES: tuple[type[Event], ...] = (
-    MatchProposed, ProposalReviewed, ApprovalDecided, BeneficiaryResponded, HostResponded, PlacementConfirmed,
-    ProposalWithdrawn, HostRegistered, CapacityUpdated,
+    MatchProposed, ProposalReviewed, ProposalReviewedV2, ApprovalDecided, ApprovalDecidedV2, DecisionOverdue,
+    BeneficiaryResponded, HostResponded, ResponseExpired, PlacementConfirmed, ProposalWithdrawn, HostRegistered,
+    CapacityUpdated,
 )
 
 
 def policy_of(settings: NotificationsSettings) -> Policy:
-    return Policy(
-        people_channel=settings.people_channel,
-        deadlines=Deadlines(
-            decision_hours=settings.notifications_decision_hours,
-            offer_response_days=settings.notifications_offer_response_days,
-        ),
-    )
+    return Policy(people_channel=settings.people_channel)
 
 
 def consumer_handlers(policy: Policy) -> dict[type[Event], Handler]:
@@ -68,25 +67,11 @@ def consumer_handlers(policy: Policy) -> dict[type[Event], Handler]:
         CaseRegistered: handlers.on_case_registered,
         CaseUpdated: handlers.on_case_updated,
         CaseWithdrawn: handlers.on_case_withdrawn,
+        CaseErased: handlers.on_case_erased,
         DataUseConsentRecorded: handlers.on_consent_recorded,
         DataUseConsentWithdrawn: handlers.on_consent_withdrawn,
         **{event_type: cause for event_type in CAUSES},
     }
-
-
-async def remind_overdue(context: ServiceContext, settings: NotificationsSettings | None = None) -> None:
-    """The background task: every sweep interval, remind approvers of decisions whose deadline has passed."""
-    settings = settings or notifications_settings()
-    policy = policy_of(settings)
-    while True:
-        try:
-            async with context.pool.acquire() as connection, connection.transaction():
-                await handlers.request_overdue_notifications(connection, source=context.source, policy=policy)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("overdue sweep failed; trying again at the next sweep")
-        await asyncio.sleep(settings.notifications_overdue_sweep_s)
 
 
 async def deliver(context: ServiceContext) -> None:
@@ -105,7 +90,7 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     consumers=[rules],
     router=router,
-    background=[deliver, remind_overdue],
+    background=[deliver],
     description="Turns the centre's events into messages to people (email, in their language) and into signed "
     "webhooks to partner systems, and delivers each once.",
 )

@@ -8,13 +8,13 @@ repeated cause derives the same notification ids, inserts nothing and announces 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import asyncpg
 import structlog
 
 from schemas.events import (
-    ApprovalDecided,
+    CaseErased,
     CaseRegistered,
     CaseUpdated,
     CaseWithdrawn,
@@ -23,22 +23,19 @@ from schemas.events import (
     Event,
     HostRegistered,
     MatchProposed,
+    NotificationFailed,
     NotificationRequested,
-    ProposalReviewed,
-    ProposalWithdrawn,
     Recipient,
 )
 from services.notifications import store
 from services.notifications.messages import best_language
-from services.notifications.partners import PROJECTIONS, Subscription, partner_notifications
+from services.notifications.partners import PROJECTIONS, Subscription, partner_notifications, subscribable_types
 from services.notifications.rules import (
     Cause,
     ChannelName,
-    Deadlines,
     Known,
     Notification,
     notifications_for,
-    overdue_notification,
 )
 from services.runtime.consumer import Delivery
 from services.runtime.outbox import record_event
@@ -48,10 +45,9 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The settings the handlers apply: people's channel and the deadlines messages quote."""
+    """The settings the handlers apply: people's channel. Deadlines come on the events, set by consent."""
 
     people_channel: ChannelName = "log"
-    deadlines: Deadlines = field(default_factory=Deadlines)
 
 
 # --- What later messages need ----------------------------------------------------------------------
@@ -67,6 +63,19 @@ async def on_case_updated(event: CaseUpdated, delivery: Delivery) -> None:
 
 async def on_case_withdrawn(event: CaseWithdrawn, delivery: Delivery) -> None:
     await store.mark_case_withdrawn(delivery.connection, event.case_id)
+
+
+async def on_case_erased(event: CaseErased, delivery: Delivery) -> None:
+    """The case's identity is erased: withhold its deliveries not made yet and forget its partner consents.
+
+    Each withheld delivery is announced as a final ``NotificationFailed``, as the dispatcher does.
+    """
+    reason = "withheld: the case's data was erased"
+    withheld = await store.forget_case(delivery.connection, event.case_id, reason=reason)
+    for row in withheld:
+        await delivery.publish(NotificationFailed(notification_id=row["id"], channel=row["channel"],
+                                                  attempt=row["attempts"], reason=reason, final=True))
+    log.info("erased case forgotten", case_id=event.case_id, withheld=len(withheld))
 
 
 async def on_consent_recorded(event: DataUseConsentRecorded, delivery: Delivery) -> None:
@@ -87,47 +96,25 @@ async def on_consent_withdrawn(event: DataUseConsentWithdrawn, delivery: Deliver
 async def request_notifications(event: Event, delivery: Delivery, policy: Policy | None = None) -> int:
     """Store and announce the notifications ``event`` causes, to people and to partner systems.
 
-    Also keeps the proposal's state for the overdue reminder. Returns how many notifications were new.
+    Also remembers each proposal's pool, so that later messages about it reach its pool's desk. Returns how
+    many notifications were new.
     """
     policy = policy or Policy()
     connection = delivery.connection
     if isinstance(event, HostRegistered):
         await store.remember_host(connection, event.host_id, event.pool_id, event.organisation_id)
     cause = Cause(delivery.envelope.id, delivery.envelope.time)
+    if isinstance(event, MatchProposed):
+        await store.remember_proposal(
+            connection, event.proposal_id, event.case_id, event.host_id, event.pool_id, event.urgency
+        )
     known = await _known(connection, event)
-    await _follow_proposal(connection, event, cause, known, policy.deadlines)
 
-    people = notifications_for(event, cause, known, deadlines=policy.deadlines, channel=policy.people_channel)
+    people = notifications_for(event, cause, known, channel=policy.people_channel)
     people = [await _in_contact_language(connection, notification) for notification in people]
     partners = await _partner_notifications(connection, event, cause)
     return await store_and_announce(connection, [*people, *partners], delivery.source,
                                     traceparent=delivery.envelope.traceparent)
-
-
-async def request_overdue_notifications(
-    connection: asyncpg.Connection, *, source: str, policy: Policy | None = None, limit: int = 100
-) -> int:
-    """Remind approvers' desks of every reviewed proposal whose decision is overdue; return how many reminders.
-
-    Run by a timer rather than by an event: nothing happens when a deadline passes. Runs in the caller's
-    transaction; the proposals it reminds of are marked so, and each reminder's id is derived from the
-    review, so a second sweep (here or in another instance) reminds of nothing twice.
-    """
-    policy = policy or Policy()
-    reminders: list[Notification] = []
-    for row in await store.claim_overdue(connection, limit):
-        reminder = overdue_notification(
-            reviewed_event_id=row["reviewed_event_id"],
-            proposal_id=row["proposal_id"],
-            case_id=row["case_id"],
-            host_id=row["host_id"],
-            pool_id=row["pool_id"],
-            decide_by=row["decide_by"],
-            channel=policy.people_channel,
-        )
-        reminders.append(await _in_contact_language(connection, reminder))
-        await store.mark_overdue_requested(connection, row["proposal_id"])
-    return await store_and_announce(connection, reminders, source)
 
 
 async def store_and_announce(
@@ -170,27 +157,8 @@ async def _known(connection: asyncpg.Connection, event: Event) -> Known:
     pool_id = (proposal["pool_id"] if proposal is not None else None) or (case["pool_id"] if case else None)
     return Known(
         pool_id=pool_id,
-        urgency=proposal["urgency"] if proposal is not None else "normal",
         languages={"beneficiary": best_language(case["language"])} if case is not None else {},
     )
-
-
-async def _follow_proposal(
-    connection: asyncpg.Connection, event: Event, cause: Cause, known: Known, deadlines: Deadlines
-) -> None:
-    if isinstance(event, MatchProposed):
-        await store.remember_proposal(
-            connection, event.proposal_id, event.case_id, event.host_id, event.pool_id, event.urgency
-        )
-    elif isinstance(event, ProposalReviewed):
-        await store.mark_reviewed(
-            connection, event.proposal_id, event.case_id, event.host_id,
-            reviewed_event_id=cause.event_id, decide_by=deadlines.decide_by(cause.time, known.urgency),
-        )
-    elif isinstance(event, ApprovalDecided):
-        await store.end_proposal(connection, event.proposal_id, "decided")
-    elif isinstance(event, ProposalWithdrawn):
-        await store.end_proposal(connection, event.proposal_id, "withdrawn")
 
 
 async def _in_contact_language(connection: asyncpg.Connection, notification: Notification) -> Notification:
@@ -210,7 +178,8 @@ async def _partner_notifications(connection: asyncpg.Connection, event: Event, c
     organisation = await store.host_organisation(connection, host_id)
     if organisation is None:
         return []
-    rows = await store.subscriptions_to(connection, organisation, event.type)
+    rows = {row["subscription_id"]: row for event_type in subscribable_types(event)
+            for row in await store.subscriptions_to(connection, organisation, event_type)}.values()
     if not rows:
         return []
     case_id: str | None = getattr(event, "case_id", None)

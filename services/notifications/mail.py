@@ -8,6 +8,7 @@ message written then: neither is stored, and neither appears in a log line or a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -50,7 +51,13 @@ def compose(notification: Notification, address: Address, *, sender: str, domain
     email = EmailMessage()
     email["From"] = sender
     email["To"] = address.email
-    email["Subject"] = written.subject
+    if written.subject.isascii():
+        email["Subject"] = written.subject
+    else:
+        # Encoded here, whole: when the standard library folds a long non-ASCII subject itself it can split
+        # it at a space into two encoded words and drop that space, which RFC 2047 readers then never show
+        # ("готовадо розгляду"). Lines of at most 76 characters are sent as they are.
+        email.set_raw("Subject", Header(written.subject, "utf-8", header_name="Subject").encode())
     email["Date"] = formatdate(usegmt=True)
     email["Message-ID"] = message_id(notification.id, domain)
     # Tells mail systems not to answer it automatically (out-of-office replies and the like).

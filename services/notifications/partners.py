@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     CapacityUpdated,
     Event,
@@ -27,6 +28,7 @@ from schemas.events import (
     MatchProposed,
     PlacementConfirmed,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.notifications.rules import DEFAULT_LANGUAGE, Cause, Notification, notification_id
 
@@ -48,11 +50,23 @@ PROJECTIONS: Final[Mapping[type[Event], Callable[[Any], dict[str, Any]]]] = {
     MatchProposed: lambda e: _proposal(e, "pool_id", "urgency"),
     ProposalWithdrawn: lambda e: _proposal(e),
     ApprovalDecided: lambda e: _proposal(e, "decision"),
+    ApprovalDecidedV2: lambda e: _proposal(e, "decision")
+    | {"respond_by": e.respond_by.isoformat() if e.respond_by else None},
+    ResponseExpired: lambda e: _proposal(e, "unanswered") | {"respond_by": e.respond_by.isoformat()},
     BeneficiaryResponded: lambda e: _proposal(e, "accepted"),
     HostResponded: lambda e: _proposal(e, "accepted"),
     PlacementConfirmed: lambda e: _proposal(e, "placement_id", "pool_id"),
 }
 PARTNER_EVENT_TYPES: Final[frozenset[str]] = frozenset(model.type for model in PROJECTIONS)
+# A new version of an event still reaches the subscribers of the version it replaces, as that version,
+# projected as it always was: a partner's subscription does not fall silent when the centre moves on.
+EARLIER_VERSION: Final[Mapping[type[Event], type[Event]]] = {ApprovalDecidedV2: ApprovalDecided}
+
+
+def subscribable_types(event: Event) -> tuple[str, ...]:
+    """The event types whose subscribers hear about ``event``: its own, and the version it replaces."""
+    earlier = EARLIER_VERSION.get(type(event))
+    return (event.type,) if earlier is None else (event.type, earlier.type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +93,31 @@ def partner_notifications(
     ``host_organisation`` is the organisation of the event's host (None when this service has not heard
     of the host); ``consented_partners`` are the partners the case's consent covers today.
     """
-    project = PROJECTIONS.get(type(event))
-    if project is None or host_organisation is None:
+    if type(event) not in PROJECTIONS or host_organisation is None:
         return []
     case_id: str | None = getattr(event, "case_id", None)
     receivers = [
         subscription
         for subscription in subscriptions
-        if event.type in subscription.event_types
+        if set(subscribable_types(event)) & subscription.event_types
         and subscription.organisation_id == host_organisation
         and (case_id is None or subscription.organisation_id in consented_partners)
     ]
-    envelope = {
-        "specversion": SPEC_VERSION,
-        "id": cause.event_id,
-        "source": SOURCE,
-        "type": event.type,
-        "time": cause.time.isoformat(),
-        "subject": case_id or event.key(),
-        "datacontenttype": "application/json",
-        "data": project(event),
-    }
+
+    def envelope(subscription: Subscription) -> dict[str, Any]:
+        # The event's own type where the partner subscribed to it, else the version it replaces.
+        model = type(event) if event.type in subscription.event_types else EARLIER_VERSION[type(event)]
+        return {
+            "specversion": SPEC_VERSION,
+            "id": cause.event_id,
+            "source": SOURCE,
+            "type": model.type,
+            "time": cause.time.isoformat(),
+            "subject": case_id or event.key(),
+            "datacontenttype": "application/json",
+            "data": PROJECTIONS[model](event),
+        }
+
     return [
         Notification(
             id=notification_id(cause.event_id, PARTNER_EVENT, "partner", subscription.subscription_id),
@@ -110,7 +128,7 @@ def partner_notifications(
             language=DEFAULT_LANGUAGE,
             case_id=case_id,
             cause_event_id=cause.event_id,
-            facts={"event": envelope},
+            facts={"event": envelope(subscription)},
         )
         for subscription in receivers
     ]

@@ -15,18 +15,21 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
+    DecisionOverdue,
     Event,
     MatchProposed,
     PlacementConfirmed,
     ProposalReviewed,
+    ProposalReviewedV2,
     ProposalWithdrawn,
-    Urgency,
+    ResponseExpired,
 )
 
 RecipientKind = Literal["caseworker", "approver", "beneficiary", "host", "partner"]
@@ -47,6 +50,11 @@ PROPOSAL_WITHDRAWN: Final = "proposal_withdrawn"
 MATCH_OFFER: Final = "match_offer"
 HOST_OFFER: Final = "host_offer"
 PLACEMENT_CONFIRMED: Final = "placement_confirmed"
+OFFER_EXPIRED: Final = "offer_expired"
+
+# What a message quotes for a deadline that its cause does not carry: v1 reviews and decisions were
+# published before the consent service set deadlines, and nobody escalates or expires those.
+NO_DEADLINE: Final = "-"
 
 # Every message a person can receive, and the facts its template may quote. The templates test holds
 # every language to this table: a translation cannot drop a deadline or quote what the rule never gives.
@@ -60,11 +68,14 @@ MESSAGES: Final[Mapping[tuple[str, RecipientKind], frozenset[str]]] = MappingPro
     (HOST_OFFER, "host"): frozenset({"proposal_id", "case_id", "host_id", "respond_by"}),
     (PLACEMENT_CONFIRMED, "beneficiary"): frozenset({"placement_id", "case_id"}),
     (PLACEMENT_CONFIRMED, "host"): frozenset({"placement_id", "case_id", "host_id"}),
+    (OFFER_EXPIRED, "beneficiary"): frozenset({"proposal_id", "case_id", "respond_by"}),
+    (OFFER_EXPIRED, "host"): frozenset({"proposal_id", "case_id", "host_id", "respond_by"}),
 })
 
 # The event types that cause people's notifications; the consumer runs the rules for each.
 CAUSES: Final[tuple[type[Event], ...]] = (
-    MatchProposed, ProposalReviewed, ApprovalDecided, PlacementConfirmed, ProposalWithdrawn,
+    MatchProposed, ProposalReviewed, ProposalReviewedV2, ApprovalDecided, ApprovalDecidedV2, DecisionOverdue,
+    ResponseExpired, PlacementConfirmed, ProposalWithdrawn,
 )
 
 
@@ -102,30 +113,7 @@ class Known:
     """
 
     pool_id: str | None = None
-    urgency: Urgency = "normal"
     languages: Mapping[RecipientKind, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Deadlines:
-    """The deadlines a message quotes.
-
-    Interim policy: the consent service decides these and should carry them on its events (a decision's
-    due time on ProposalReviewed, a response deadline on ApprovalDecided); until it does they are
-    configured here, so the messages say something a person can act on.
-    """
-
-    decision_hours: Mapping[str, float] = field(
-        default_factory=lambda: {"emergency": 24.0, "urgent": 72.0, "normal": 240.0}
-    )
-    offer_response_days: int = 7
-
-    def decide_by(self, reviewed_at: datetime, urgency: str) -> datetime:
-        hours = self.decision_hours.get(urgency, self.decision_hours.get("normal", 240.0))
-        return reviewed_at + timedelta(hours=hours)
-
-    def respond_by(self, approved_at: datetime) -> date:
-        return (approved_at + timedelta(days=self.offer_response_days)).date()
 
 
 def notification_id(cause_event_id: str, rule: str, recipient_kind: str, recipient_ref: str) -> str:
@@ -140,8 +128,10 @@ def desk(pool_or_case_id: str) -> str:
     return f"desk:{pool_or_case_id}"
 
 
-def moment(value: datetime) -> str:
+def moment(value: datetime | None) -> str:
     """A due time as every template quotes it: unambiguous in any language, in UTC."""
+    if value is None:
+        return NO_DEADLINE
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -152,24 +142,30 @@ def notifications_for(
     cause: Cause,
     known: Known | None = None,
     *,
-    deadlines: Deadlines | None = None,
     channel: ChannelName = DEFAULT_CHANNEL,
 ) -> list[Notification]:
-    """The people's notifications an event causes; none for an event no rule is about."""
+    """The people's notifications an event causes; none for an event no rule is about.
+
+    Deadlines are quoted as the consent service set them on its events (v2 reviews and decisions, the
+    escalation of an overdue decision, the expiry of an offer); this service computes none.
+    """
     known = known or Known()
-    deadlines = deadlines or Deadlines()
-    pool_id = known.pool_id or (event.pool_id if isinstance(event, MatchProposed | PlacementConfirmed) else None)
+    pool_id = known.pool_id or getattr(event, "pool_id", None)
     desk_ref = desk(pool_id or str(getattr(event, "case_id", "unknown")))
     targets: list[tuple[str, RecipientKind, str, dict[str, str]]]
     if isinstance(event, MatchProposed):
         facts = _ids(event) | {"pool_id": event.pool_id}
         targets = [(PROPOSAL_TO_REVIEW, "caseworker", desk(event.pool_id), facts)]
-    elif isinstance(event, ProposalReviewed):
-        decide_by = moment(deadlines.decide_by(cause.time, known.urgency))
+    elif isinstance(event, ProposalReviewed | ProposalReviewedV2):
+        decide_by = moment(event.decide_by if isinstance(event, ProposalReviewedV2) else None)
         targets = [(DECISION_DUE, "approver", desk_ref, _ids(event) | {"decide_by": decide_by})]
-    elif isinstance(event, ApprovalDecided):
+    elif isinstance(event, DecisionOverdue):
+        # The desk consent escalated to; its id is the overdue event's, and consent escalates each review once.
+        targets = [(DECISION_OVERDUE, "approver", event.escalated_to,
+                    _ids(event) | {"decide_by": moment(event.decide_by)})]
+    elif isinstance(event, ApprovalDecided | ApprovalDecidedV2):
         if event.decision == "approved":
-            respond_by = deadlines.respond_by(cause.time).isoformat()
+            respond_by = moment(event.respond_by if isinstance(event, ApprovalDecidedV2) else None)
             targets = [
                 (MATCH_OFFER, "beneficiary", event.case_id,
                  {"proposal_id": event.proposal_id, "case_id": event.case_id, "respond_by": respond_by}),
@@ -185,6 +181,13 @@ def notifications_for(
         ]
     elif isinstance(event, ProposalWithdrawn):
         targets = [(PROPOSAL_WITHDRAWN, "caseworker", desk_ref, _ids(event))]
+    elif isinstance(event, ResponseExpired):
+        respond_by = moment(event.respond_by)
+        targets = [
+            (OFFER_EXPIRED, "beneficiary", event.case_id,
+             {"proposal_id": event.proposal_id, "case_id": event.case_id, "respond_by": respond_by}),
+            (OFFER_EXPIRED, "host", event.host_id, _ids(event) | {"respond_by": respond_by}),
+        ]
     else:
         return []
     return [
@@ -201,36 +204,6 @@ def notifications_for(
         )
         for rule, kind, ref, facts in targets
     ]
-
-
-def overdue_notification(
-    *,
-    reviewed_event_id: str,
-    proposal_id: str,
-    case_id: str,
-    host_id: str,
-    pool_id: str | None,
-    decide_by: datetime,
-    language: str = DEFAULT_LANGUAGE,
-    channel: ChannelName = DEFAULT_CHANNEL,
-) -> Notification:
-    """The reminder to the approvers' desk that a reviewed proposal's decision is overdue.
-
-    Its cause is the review: one review has one deadline, so it is reminded of once, however often the
-    sweep that finds it runs.
-    """
-    ref = desk(pool_id or case_id)
-    return Notification(
-        id=notification_id(reviewed_event_id, DECISION_OVERDUE, "approver", ref),
-        rule=DECISION_OVERDUE,
-        recipient_kind="approver",
-        recipient_ref=ref,
-        channel=channel,
-        language=language,
-        case_id=case_id,
-        cause_event_id=reviewed_event_id,
-        facts={"proposal_id": proposal_id, "case_id": case_id, "host_id": host_id, "decide_by": moment(decide_by)},
-    )
 
 
 def _ids(event: Any) -> dict[str, str]:

@@ -16,7 +16,7 @@ from services.runtime.settings import ServiceSettings
 
 
 class NotificationsSettings(ServiceSettings):
-    """Delivery, channels, partners and deadlines. Every field is an environment variable of the same name."""
+    """Delivery, channels and partners. Every field is an environment variable of the same name."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -55,13 +55,6 @@ class NotificationsSettings(ServiceSettings):
     # Off only for a local stack and tests whose receivers listen on plain HTTP.
     notifications_webhook_require_https: bool = True
 
-    # Deadlines the messages quote. Interim: the consent service owns these deadlines and should publish
-    # them on its events (see docs/notifications.md); until then they are configured here.
-    notifications_decision_hours: dict[str, float] = Field(
-        default_factory=lambda: {"emergency": 24.0, "urgent": 72.0, "normal": 240.0}
-    )
-    notifications_offer_response_days: int = Field(default=7, ge=1)
-    notifications_overdue_sweep_s: float = Field(default=60.0, gt=0)
 
     @property
     def people_channel(self) -> ChannelName:

@@ -272,50 +272,9 @@ async def remember_proposal(
 
 async def proposal(connection: asyncpg.Connection, proposal_id: str) -> asyncpg.Record | None:
     return await connection.fetchrow(
-        "SELECT proposal_id, case_id, host_id, pool_id, urgency, state, reviewed_event_id, decide_by,"
-        " overdue_requested FROM proposals WHERE proposal_id = $1",
+        "SELECT proposal_id, case_id, host_id, pool_id, urgency FROM proposals WHERE proposal_id = $1",
         proposal_id,
     )
-
-
-async def mark_reviewed(
-    connection: asyncpg.Connection,
-    proposal_id: str,
-    case_id: str,
-    host_id: str,
-    *,
-    reviewed_event_id: str,
-    decide_by: datetime,
-) -> None:
-    await connection.execute(
-        "INSERT INTO proposals (proposal_id, case_id, host_id, state, reviewed_event_id, decide_by)"
-        " VALUES ($1, $2, $3, 'reviewed', $4, $5)"
-        " ON CONFLICT (proposal_id) DO UPDATE SET state = 'reviewed', reviewed_event_id = excluded.reviewed_event_id,"
-        " decide_by = excluded.decide_by WHERE proposals.state IN ('proposed', 'reviewed')",
-        proposal_id, case_id, host_id, reviewed_event_id, decide_by,
-    )
-
-
-async def end_proposal(connection: asyncpg.Connection, proposal_id: str, state: str) -> None:
-    """A proposal decided or withdrawn needs no reminder any more; a decision is never undone."""
-    await connection.execute(
-        "UPDATE proposals SET state = $2 WHERE proposal_id = $1 AND state IN ('proposed', 'reviewed')",
-        proposal_id, state,
-    )
-
-
-async def claim_overdue(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Lock reviewed proposals whose decision is overdue and not yet reminded of."""
-    return await connection.fetch(  # type: ignore[no-any-return]
-        "SELECT proposal_id, case_id, host_id, pool_id, reviewed_event_id, decide_by FROM proposals"
-        " WHERE state = 'reviewed' AND NOT overdue_requested AND decide_by <= now()"
-        " ORDER BY decide_by LIMIT $1 FOR UPDATE SKIP LOCKED",
-        limit,
-    )
-
-
-async def mark_overdue_requested(connection: asyncpg.Connection, proposal_id: str) -> None:
-    await connection.execute("UPDATE proposals SET overdue_requested = true WHERE proposal_id = $1", proposal_id)
 
 
 # --- Contacts --------------------------------------------------------------------------------------
@@ -399,3 +358,31 @@ async def active_subscription(connection: asyncpg.Connection, subscription_id: s
         f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = $1 AND deleted_at IS NULL",
         subscription_id,
     )
+
+
+# --- Erasure ---------------------------------------------------------------------------------------
+
+
+async def forget_case(connection: asyncpg.Connection, case_id: str, *, reason: str) -> list[asyncpg.Record]:
+    """Drop what this service keeps about an erased case; return the deliveries withheld (id, channel, attempt).
+
+    Deliveries not made yet (waiting, or dead and so re-sendable) are withheld with what they would quote;
+    a claim in flight is voided, so its late outcome changes nothing. Partner consents are deleted: the
+    case's data goes to no partner any more. The case row stays, marked erased, so later events about it
+    (a proposal withdrawn) still find its pool.
+    """
+    withheld = await connection.fetch(
+        "UPDATE notifications SET status = 'withheld', attempts = attempts + 1, last_failure = $2, claim = NULL,"
+        " facts = '{}'::jsonb WHERE case_id = $1 AND status IN ('requested', 'dead')"
+        " RETURNING id, channel, attempts",
+        case_id, reason,
+    )
+    await connection.execute("DELETE FROM partner_consents WHERE case_id = $1", case_id)
+    await connection.execute(
+        "INSERT INTO cases (case_id, pool_id, organisation_id, language, erased_at)"
+        " VALUES ($1, 'unknown', 'unknown', 'en', now())"
+        " ON CONFLICT (case_id) DO UPDATE SET erased_at = coalesce(cases.erased_at, now()),"
+        " withdrawn_at = coalesce(cases.withdrawn_at, now())",
+        case_id,
+    )
+    return list(withheld)

@@ -71,5 +71,7 @@ def configure_logging(service_name: str, level: str = "INFO") -> None:
     # aiokafka reports every rebalance at INFO: useful, but not at the rate of a surge.
     logging.getLogger("aiokafka").setLevel("WARNING")
     logging.getLogger("uvicorn.access").setLevel("WARNING")
+    # httpx logs every request's URL at INFO: a partner's callback URL has no place in the logs.
+    logging.getLogger("httpx").setLevel("WARNING")
     # FastStream reports every message received at INFO; its warnings and errors are what matter here.
     logging.getLogger("faststream").setLevel("WARNING")

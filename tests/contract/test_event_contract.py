@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import pytest
@@ -44,7 +45,7 @@ def test_the_committed_contract_is_current_and_compatible() -> None:
 
 def test_every_event_type_is_versioned_and_has_a_topic_that_exists() -> None:
     for event_type, model in EVENT_TYPES.items():
-        assert event_type.rsplit(".", 1)[-1] == "v1", event_type
+        assert re.fullmatch(r"v[1-9][0-9]*", event_type.rsplit(".", 1)[-1]), event_type
         assert TOPIC_OF[model] in PARTITIONS
 
 

@@ -53,6 +53,8 @@ class Centre:
         self.approver = self.token("approver", "approver-b")
         self.auditor = self.token("auditor", "auditor-c")
         self.partner = self.token("partner", "partner-desk", organisation_id=TEST_PARTNER)
+        # Every identifying value a test registered: the log scan looks for each of them.
+        self.personal_values: set[str] = set()
 
     def token(self, role: Role, subject: str, organisation_id: str | None = None) -> str:
         """A bearer token for one role, valid for the whole session."""
@@ -110,6 +112,7 @@ class Centre:
                 "pool_id": pool_id, "profile": {"members": members, "urgency": urgency}}
         if identity is not None:
             body["identity"] = identity
+            self.personal_values.update(str(value) for value in identity.values() if value)
         case_id: str = (await self.post("intake", "/cases", body, token=self.caseworker))["id"]
         if consent:
             await self.consent_to_matching(case_id)
@@ -137,6 +140,21 @@ class Centre:
             return next((p for p in await self.proposals(state) if p["case_id"] == case_id), None)
 
         return await eventually(find, within=within, what=f"a {state} proposal for {case_id}")
+
+    async def read_identity(self, case_id: str, *, token: str, purpose: str = "contact the household",
+                            **params: Any) -> httpx.Response:
+        return await self.http.get(f"{self.urls['intake']}/cases/{case_id}/identity",
+                                   params={"purpose": purpose, **params}, headers=self.bearer(token))
+
+    def logs_holding(self, values: set[str]) -> dict[str, list[str]]:
+        """Which service log holds which of ``values`` (none, in a centre that keeps personal data out)."""
+        found: dict[str, list[str]] = {}
+        for log in self.log_files():
+            text = log.read_text(errors="replace")
+            hits = sorted(value for value in values if value in text)
+            if hits:
+                found[log.name] = hits
+        return found
 
     async def audit_of(self, subject: str) -> list[dict[str, Any]]:
         return await self.get("audit", f"/audit/subjects/{subject}")  # type: ignore[no-any-return]

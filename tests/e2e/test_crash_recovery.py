@@ -90,9 +90,16 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
             " AND subject = ANY($1::text[]) GROUP BY subject", case_ids)
         assert len(placements) == CASES and all(row["n"] == 1 for row in placements), "one placement per case"
 
-        live = await connection.fetchval(
-            "SELECT count(*) FROM matching.proposals WHERE case_id = ANY($1::text[]) AND status = 'placed'", case_ids)
-        assert live == CASES
+        # Matching follows consent's decisions on its own time: the audit being complete does not mean that
+        # matching has applied the last placements yet.
+        async def matching_knows_every_placement() -> bool:
+            live = await connection.fetchval(
+                "SELECT count(*) FROM matching.proposals WHERE case_id = ANY($1::text[]) AND status = 'placed'",
+                case_ids)
+            return bool(live == CASES)
+
+        await eventually(matching_knows_every_placement, within=60, interval=0.5,
+                         what=f"matching to hold all {CASES} placements")
         proposed = await connection.fetchval(
             "SELECT count(*) FROM audit.records WHERE event_type = 'centre.match.proposed.v1'"
             " AND subject = ANY($1::text[])", case_ids)

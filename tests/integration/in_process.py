@@ -5,8 +5,9 @@ and migrations, FastStream broker with the consumers, outbox relay, background t
 httpx's ASGITransport. Starting a Tansu broker costs about a second, and in exchange the fixtures travel
 the way production data does: a host registered at intake reaches consent as ``HostRegistered`` over the
 broker, which is what tells consent which organisation owns it, and proposals arrive as ``MatchProposed``
-events the way matching sends them. Matching, audit and notifications are not started: these tests are
-about the HTTP APIs of intake and consent.
+events the way matching sends them. Matching and notifications run their HTTP routes only (no consumers,
+no solver, no dispatcher), for the access matrix; audit is not started. These tests are about the HTTP
+APIs.
 
 A test module uses it with ``from tests.integration.in_process import in_process_centre``: the fixture is
 called ``centre`` there, standing in for the whole-stack ``centre`` of ``tests/conftest.py``.
@@ -21,7 +22,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,19 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from deploy.local.broker import kafka
 from deploy.local.database import fresh_database
 from deploy.local.stack import throwaway_database_name
 from schemas import topics
 from schemas.envelope import Envelope
-from schemas.events import MatchProposed
+from schemas.events import MatchProposed, Urgency
 from services.consent.app import definition as consent_definition
 from services.intake.app import definition as intake_definition
+from services.matching.app import definition as matching_definition
+from services.notifications.app import definition as notifications_definition
+from services.notifications.settings import NotificationsSettings, notifications_settings
 from services.runtime.access import Role, TokenAuthority
 from services.runtime.service import ServiceContext, build_app
 from services.runtime.settings import ServiceSettings
@@ -57,6 +62,12 @@ ROLE_TOKENS: dict[str, tuple[Role, str, str | None]] = {
     "admin": ("admin", "admin-mx", None),
 }
 CALLERS = ("no token", "expired", "tampered", *ROLE_TOKENS)
+# Notifications as the matrix runs it: one signing key partners may name, callbacks on plain HTTP.
+MATRIX_KEY = "key-matrix"
+MATRIX_NOTIFICATIONS = NotificationsSettings(
+    service_name="notifications", notifications_webhook_keys={MATRIX_KEY: SecretStr("matrix-secret")},
+    notifications_webhook_require_https=False,
+)
 
 
 def authorization(caller: str) -> dict[str, str]:
@@ -89,11 +100,19 @@ class Centre:
     producer: AIOKafkaProducer
     versions: itertools.count[int]
     consent_app: FastAPI
+    notifications: httpx.AsyncClient
+    matching: httpx.AsyncClient
+    notifications_app: FastAPI
 
     @property
     def consent_context(self) -> ServiceContext:
         """Consent's running parts: its pool, for checks and for running a background task once."""
         return self.consent_app.state.context  # type: ignore[no-any-return]
+
+    @property
+    def notifications_context(self) -> ServiceContext:
+        """Notifications' running parts: its pool, to put deliveries, hosts and subscriptions in place."""
+        return self.notifications_app.state.context  # type: ignore[no-any-return]
 
     async def as_admin(self, client: httpx.AsyncClient, method: str, path: str, body: Any = None,
                        role: str = "admin") -> Any:
@@ -123,14 +142,15 @@ class Centre:
         recorded = await self.as_admin(self.consent, "POST", f"/cases/{case_id}/consents", matching_consent())
         return str(recorded["consent_id"])
 
-    async def proposal(self, state: str, organisation_id: str = OWN_ORGANISATION, case_id: str | None = None) -> str:
+    async def proposal(self, state: str, organisation_id: str = OWN_ORGANISATION, case_id: str | None = None,
+                       urgency: Urgency = "normal") -> str:
         """A proposal for a new host of the organisation, sent as matching sends it, then taken to ``state`` by
         the right people. It returns once consent knows the proposal and which organisation owns its host."""
         host_id = await self.host(organisation_id)
         owner = "partner" if organisation_id == OWN_ORGANISATION else "other partner"
         case_id = case_id or await self.case()
         event = MatchProposed(proposal_id=f"proposal-{uuid.uuid4()}", case_id=case_id, host_id=host_id,
-                              pool_id=POOL, run_id="run-matrix", score=1.0)
+                              pool_id=POOL, run_id="run-matrix", score=1.0, urgency=urgency)
         envelope = Envelope(id=str(uuid.uuid4()), source="/services/matching", type=event.type,
                             time=datetime.now(UTC), subject=event.key())
         await self.producer.send_and_wait(topics.PROPOSALS, event.model_dump_json().encode(), key=event.key().encode(),
@@ -177,12 +197,15 @@ async def in_process_centre(tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         database_url = await stack.enter_async_context(
             fresh_database(throwaway_database_name(), state / "pgdata", drop_on_exit=True, report=quiet))
         clients, apps = [], []
-        for definition in (intake_definition, consent_definition):
+        routes_only = [replace(definition, consumers=(), background=())
+                       for definition in (notifications_definition, matching_definition)]
+        for definition in (intake_definition, consent_definition, *routes_only):
             settings = ServiceSettings(service_name=definition.name, kafka_bootstrap_servers=broker.bootstrap_servers,
                                        database_url=database_url, kafka_session_timeout_ms=3000,
                                        kafka_heartbeat_interval_ms=500, outbox_poll_interval_s=0.05,
                                        log_level="WARNING")
             app = build_app(definition, settings)
+            app.dependency_overrides[notifications_settings] = lambda: MATRIX_NOTIFICATIONS
             apps.append(app)
             await stack.enter_async_context(app.router.lifespan_context(app))
             clients.append(await stack.enter_async_context(
@@ -190,6 +213,6 @@ async def in_process_centre(tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
         await producer.start()
         stack.push_async_callback(producer.stop)
-        yield Centre(clients[0], clients[1], producer, itertools.count(2), apps[1])
+        yield Centre(clients[0], clients[1], producer, itertools.count(2), apps[1], clients[2], clients[3], apps[2])
 
 

@@ -1,5 +1,5 @@
-"""Every endpoint of intake and consent, tried with every role and with no, expired, tampered and
-other-organisation tokens: the exact allow/deny matrix of issue 4.
+"""Every endpoint of intake, consent, notifications and matching, tried with every role and with no,
+expired, tampered and other-organisation tokens: the exact allow/deny matrix of issue 4.
 
 The services run in this process over a real broker and PostgreSQL (``tests/integration/in_process.py``
 says why that rather than a bare app mounting the routers). Each request is made against a target of its
@@ -9,6 +9,7 @@ come from access control and an allowance shows as the endpoint's real success c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ import pytest
 from tests.integration.in_process import (
     AUTHORITY,
     CALLERS,
+    MATRIX_KEY,
     OTHER_ORGANISATION,
     OWN_ORGANISATION,
     POOL,
@@ -63,6 +65,27 @@ async def new_case(_: Centre) -> tuple[str, Any]:
 
 async def existing_case(centre: Centre) -> tuple[str, Any]:
     return f"/cases/{await centre.case()}", None
+
+
+async def identified_case(centre: Centre) -> str:
+    body = {"organisation_id": "org-matrix-desk", "pool_id": POOL,
+            "profile": {"members": [{"age_band": "30-49", "sex": "female", "relationship": "applicant"}]},
+            "identity": {"full_name": "Matrix Person", "email": "matrix@example.org"}}
+    return str((await centre.as_admin(centre.intake, "POST", "/cases", body))["id"])
+
+
+async def case_identity(centre: Centre) -> tuple[str, Any]:
+    return f"/cases/{await identified_case(centre)}/identity?purpose=access+matrix", None
+
+
+async def case_to_erase(centre: Centre) -> tuple[str, Any]:
+    return f"/cases/{await identified_case(centre)}/erasure", {"reason": "person_request"}
+
+
+async def case_to_update(centre: Centre) -> tuple[str, Any]:
+    profile = {"members": [{"age_band": "18-29", "sex": "male", "relationship": "applicant"},
+                           {"age_band": "0-4", "sex": "female", "relationship": "child"}]}
+    return f"/cases/{await centre.case()}/profile", {"version": 2, "profile": profile}
 
 
 async def case_to_withdraw(centre: Centre) -> tuple[str, Any]:
@@ -112,13 +135,82 @@ async def host_answer(centre: Centre) -> tuple[str, Any]:
     return f"/proposals/{proposal_id}/responses", {"party": "host", "accepted": True}
 
 
+# --- Notifications and matching: their consumers do not run here, so targets are put in their tables. ---
+
+
+async def notifications_of_case(_: Centre) -> tuple[str, Any]:
+    return "/notifications?case_id=case-matrix", None
+
+
+async def dead_letters(_: Centre) -> tuple[str, Any]:
+    return "/deliveries?status=dead", None
+
+
+async def dead_delivery(centre: Centre) -> tuple[str, Any]:
+    notification_id = str(uuid.uuid4())
+    async with centre.notifications_context.pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO notifications (id, rule, recipient_kind, recipient_ref, channel, language, cause_event_id,"
+            " status) VALUES ($1, 'proposal_to_review', 'caseworker', 'desk:pool-matrix', 'log', 'en', $1, 'dead')",
+            notification_id)
+    return f"/deliveries/{notification_id}/resend", None
+
+
+async def own_subscription_request(_: Centre) -> tuple[str, Any]:
+    return "/subscriptions", {"organisation_id": OWN_ORGANISATION, "event_types": ["centre.match.proposed.v1"],
+                              "callback_url": "http://partner.invalid/hook", "key_id": MATRIX_KEY}
+
+
+async def subscription_list(_: Centre) -> tuple[str, Any]:
+    return "/subscriptions", None
+
+
+async def own_subscription(centre: Centre) -> tuple[str, Any]:
+    subscription_id = f"subscription-{uuid.uuid4()}"
+    async with centre.notifications_context.pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO subscriptions (subscription_id, organisation_id, event_types, callback_url, key_id)"
+            " VALUES ($1, $2, $3, 'http://partner.invalid/hook', $4)",
+            subscription_id, OWN_ORGANISATION, ["centre.match.proposed.v1"], MATRIX_KEY)
+    return f"/subscriptions/{subscription_id}", None
+
+
+async def known_own_host(centre: Centre, *, with_contact: bool = False) -> str:
+    host_id = f"host-matrix-{uuid.uuid4().hex[:12]}"
+    async with centre.notifications_context.pool.acquire() as connection:
+        await connection.execute("INSERT INTO hosts (host_id, pool_id, organisation_id) VALUES ($1, $2, $3)",
+                                 host_id, POOL, OWN_ORGANISATION)
+        if with_contact:
+            await connection.execute("INSERT INTO contacts (recipient_kind, recipient_ref, address)"
+                                     " VALUES ('host', $1, 'host@partner.example')", host_id)
+    return host_id
+
+
+async def own_host_contact(centre: Centre) -> tuple[str, Any]:
+    return f"/contacts/host/{await known_own_host(centre)}", {"address": "host@partner.example", "language": "nl"}
+
+
+async def own_host_contact_to_delete(centre: Centre) -> tuple[str, Any]:
+    return f"/contacts/host/{await known_own_host(centre, with_contact=True)}", None
+
+
+async def solver_runs(_: Centre) -> tuple[str, Any]:
+    return f"/pools/runs?pool_id={POOL}", None
+
+
 EVERYONE = set(CALLERS)
 CASE_READERS = {"caseworker", "approver", "auditor", "admin"}
+# Identifying fields in clear: the people who act on the case, never the auditor (who reads the record of
+# each read instead) nor a partner.
+IDENTITY_READERS = {"caseworker", "approver", "admin"}
 
 MATRIX = [
     endpoint("intake", "GET", "/health", 200, EVERYONE, nothing),
     endpoint("intake", "POST", "/cases", 201, {"caseworker", "admin"}, new_case),
     endpoint("intake", "GET", "/cases/{id}", 200, CASE_READERS, existing_case),
+    endpoint("intake", "GET", "/cases/{id}/identity", 200, IDENTITY_READERS, case_identity),
+    endpoint("intake", "POST", "/cases/{id}/erasure", 202, {"caseworker", "admin"}, case_to_erase),
+    endpoint("intake", "PUT", "/cases/{id}/profile", 200, {"caseworker", "admin"}, case_to_update),
     endpoint("intake", "POST", "/cases/{id}/withdrawal", 202, {"caseworker", "admin"}, case_to_withdraw),
     endpoint("intake", "POST", "/hosts", 201, {"partner", "admin"}, own_host),
     endpoint("intake", "PUT", "/hosts/{id}/capacity", 200, {"partner", "admin"}, own_host_capacity),
@@ -132,6 +224,23 @@ MATRIX = [
     endpoint("consent", "POST", "/proposals/{id}/responses (beneficiary)", 200, {"caseworker", "admin"},
              beneficiary_answer),
     endpoint("consent", "POST", "/proposals/{id}/responses (host)", 200, {"partner", "admin"}, host_answer),
+    endpoint("notifications", "GET", "/health", 200, EVERYONE, nothing),
+    endpoint("notifications", "GET", "/notifications", 200, {"caseworker", "approver", "auditor", "admin"},
+             notifications_of_case),
+    endpoint("notifications", "GET", "/deliveries", 200, {"caseworker", "auditor", "admin"}, dead_letters),
+    endpoint("notifications", "POST", "/deliveries/{notification_id}/resend", 202, {"caseworker", "admin"},
+             dead_delivery),
+    endpoint("notifications", "POST", "/subscriptions", 201, {"partner", "admin"}, own_subscription_request),
+    endpoint("notifications", "GET", "/subscriptions", 200, {"partner", "other partner", "admin"},
+             subscription_list),
+    endpoint("notifications", "DELETE", "/subscriptions/{subscription_id}", 204, {"partner", "admin"},
+             own_subscription),
+    endpoint("notifications", "PUT", "/contacts/{recipient_kind}/{recipient_ref}", 204, {"partner", "admin"},
+             own_host_contact),
+    endpoint("notifications", "DELETE", "/contacts/{recipient_kind}/{recipient_ref}", 204, {"partner", "admin"},
+             own_host_contact_to_delete),
+    endpoint("matching", "GET", "/health", 200, EVERYONE, nothing),
+    endpoint("matching", "GET", "/pools/runs", 200, CASE_READERS, solver_runs),
 ]
 UNAUTHENTICATED = {"no token", "expired", "tampered"}
 
@@ -146,7 +255,7 @@ def expected_status(row: Endpoint, caller: str) -> int:
 @pytest.mark.parametrize("row", MATRIX, ids=str)
 async def test_access_matrix(centre: Centre, row: Endpoint, caller: str) -> None:
     path, body = await row.prepare(centre)
-    client = centre.intake if row.service == "intake" else centre.consent
+    client = getattr(centre, row.service)
     path = path or row.path
     response = await client.request(row.method, path, json=body, headers=authorization(caller))
     assert response.status_code == expected_status(row, caller), f"{row} as {caller}: {response.text}"
@@ -156,9 +265,10 @@ async def test_access_matrix(centre: Centre, row: Endpoint, caller: str) -> None
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_every_route_of_intake_and_consent_is_in_the_matrix(centre: Centre) -> None:
+async def test_every_route_of_every_service_with_an_api_is_in_the_matrix(centre: Centre) -> None:
     tried = {(row.service, row.method, row.path.split(" ")[0]) for row in MATRIX}
-    for service, client in (("intake", centre.intake), ("consent", centre.consent)):
+    for service in ("intake", "consent", "notifications", "matching"):
+        client = getattr(centre, service)
         document = (await client.get("/openapi.json")).json()
         for path, operations in document["paths"].items():
             for method in operations:
@@ -234,3 +344,19 @@ async def test_tokens_that_do_not_meet_the_rules_are_refused(centre: Centre, cla
     token = "not-a-jwt" if claims_change == "not a jwt" else jwt.encode(claims, secret, algorithm="HS256")
     response = await centre.consent.get("/proposals", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, response.text
+
+
+async def test_a_partner_manages_only_its_own_subscriptions_and_its_own_hosts_contacts(centre: Centre) -> None:
+    path, body = await own_subscription_request(centre)
+    theirs = await centre.notifications.post(path, json=body | {"organisation_id": OTHER_ORGANISATION},
+                                             headers=authorization("partner"))
+    assert theirs.status_code == 403 and "another organisation" in theirs.json()["detail"]
+    own_path, _ = await own_subscription(centre)
+    listed = await centre.notifications.get("/subscriptions", headers=authorization("other partner"))
+    assert own_path.rsplit("/", 1)[-1] not in {row["subscription_id"] for row in listed.json()}
+    peeking = await centre.notifications.get("/subscriptions", params={"organisation_id": OWN_ORGANISATION},
+                                             headers=authorization("other partner"))
+    assert peeking.status_code == 403
+    desk = await centre.notifications.put("/contacts/approver/desk:pool-matrix", headers=authorization("partner"),
+                                          json={"address": "desk@partner.example"})
+    assert desk.status_code == 403, "desks' contacts are the centre's"

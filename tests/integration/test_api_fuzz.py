@@ -81,7 +81,8 @@ def _valid(schema: dict[str, Any], components: dict[str, Any], depth: int) -> st
 
 OPERATIONS = [
     ("intake", "POST", "/cases"), ("intake", "GET", "/cases/{case_id}"),
-    ("intake", "POST", "/cases/{case_id}/withdrawal"), ("intake", "POST", "/hosts"),
+    ("intake", "POST", "/cases/{case_id}/withdrawal"), ("intake", "GET", "/cases/{case_id}/identity"),
+    ("intake", "POST", "/cases/{case_id}/erasure"), ("intake", "POST", "/hosts"),
     ("intake", "PUT", "/hosts/{host_id}/capacity"),
     ("consent", "POST", "/cases/{case_id}/consents"), ("consent", "GET", "/cases/{case_id}/consents"),
     ("consent", "POST", "/consents/{consent_id}/withdrawal"), ("consent", "GET", "/proposals"),
@@ -96,7 +97,10 @@ async def known_ids(centre: Centre) -> dict[str, list[str]]:
     if not _known_ids:
         case_id = await centre.case()
         consents = await centre.as_admin(centre.consent, "GET", f"/cases/{case_id}/consents")
-        _known_ids.update(case_id=[case_id, await centre.case()], host_id=[await centre.host()],
+        identified = await centre.as_admin(centre.intake, "POST", "/cases", {
+            "organisation_id": "org-fuzz-desk", "pool_id": "pool-fuzz", "identity": {"full_name": "Fuzz Person"},
+            "profile": {"members": [{"age_band": "30-49", "sex": "female", "relationship": "applicant"}]}})
+        _known_ids.update(case_id=[case_id, await centre.case(), identified["id"]], host_id=[await centre.host()],
                           consent_id=[row["consent_id"] for row in consents],
                           proposal_id=[await centre.proposal("proposed"), await centre.proposal("approved")])
     return _known_ids

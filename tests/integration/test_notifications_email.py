@@ -9,7 +9,6 @@ address or a message in any reason or log line; and a restarted dispatcher sends
 from __future__ import annotations
 
 import json
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,38 +28,35 @@ from schemas import topics
 from schemas.envelope import Envelope as EventEnvelope
 from schemas.envelope import Origin
 from schemas.events import (
-    ApprovalDecided,
+    ApprovalDecidedV2,
     CaseProfile,
     CaseRegistered,
+    DecisionOverdue,
     Event,
     HouseholdMember,
     MatchProposed,
     PlacementConfirmed,
-    ProposalReviewed,
+    ProposalReviewedV2,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.notifications import app as notifications_app
 from services.notifications import store
 from services.notifications.addresses import AddressBook
 from services.notifications.dispatch import Dispatcher, RetryPolicy, notification_of
-from services.notifications.handlers import Policy, request_notifications, request_overdue_notifications
+from services.notifications.handlers import Policy, request_notifications
 from services.notifications.mail import EmailChannel, SmtpServer
 from services.notifications.messages import LANGUAGES, write_message
-from services.notifications.rules import MESSAGES, Deadlines
+from services.notifications.rules import MESSAGES
 from services.runtime.consumer import Delivery
-from services.runtime.database import create_pool, migrate
+from tests.integration.notifications_database import SOURCE, emptied, notifications_database
 
 pytestmark = pytest.mark.integration
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-MIGRATIONS = Path(notifications_app.__file__).parent / "migrations"
-SCHEMA = "notifications"
-SOURCE = "/services/notifications"
-TABLES = "notifications, outbox, inbox, cases, hosts, partner_consents, proposals, contacts, subscriptions"
 SENDER = "Matching centre <notifications@centre.invalid>"
 DOMAIN = "notifications.centre.invalid"
 REFUSED = "nobody@centre.example"
-POLICY = Policy(people_channel="email", deadlines=Deadlines(decision_hours={"normal": 1.0}, offer_response_days=7))
+POLICY = Policy(people_channel="email")
 
 
 @dataclass
@@ -110,25 +105,13 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[asyncpg.Pool]:
-    name = f"test_notifications_email_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        pool = await create_pool(f"{SERVER_URL}/{name}", SCHEMA, size=6)
-        try:
-            await migrate(pool, SCHEMA, MIGRATIONS)
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with notifications_database("email") as pool:
+        yield pool
 
 
 @pytest.fixture
 async def pool(database: asyncpg.Pool, smtp: tuple[Inbox, int]) -> asyncpg.Pool:
-    async with database.acquire() as connection:
-        await connection.execute(f"TRUNCATE {TABLES}")
+    await emptied(database)
     smtp[0].messages.clear()
     return database
 
@@ -178,18 +161,25 @@ async def journey(pool: asyncpg.Pool, language: str) -> dict[str, str]:
 
     ids: dict[str, Any] = {"case_id": case_id, "host_id": host_id}
     await handle(pool, MatchProposed(proposal_id=f"{case_id}-p1", pool_id=pool_id, run_id="run-1", score=1.0, **ids))
-    await handle(pool, ProposalReviewed(proposal_id=f"{case_id}-p1", reviewed_by="caseworker-1",
-                                        recommendation="approve", **ids), at=datetime.now(UTC) - timedelta(hours=2))
-    async with pool.acquire() as connection, connection.transaction():
-        assert await request_overdue_notifications(connection, source=SOURCE, policy=POLICY) == 1
-    await handle(pool, ApprovalDecided(proposal_id=f"{case_id}-p1", decision="approved", decided_by="approver-2",
-                                       reviewed_by="caseworker-1", **ids))
+    reviewed_at = datetime.now(UTC) - timedelta(hours=2)
+    await handle(pool, ProposalReviewedV2(proposal_id=f"{case_id}-p1", reviewed_by="caseworker-1", pool_id=pool_id,
+                                          urgency="normal", recommendation="approve",
+                                          decide_by=reviewed_at + timedelta(hours=1), **ids), at=reviewed_at)
+    await handle(pool, DecisionOverdue(proposal_id=f"{case_id}-p1", pool_id=pool_id, urgency="normal",
+                                       reviewed_by="caseworker-1", decide_by=reviewed_at + timedelta(hours=1),
+                                       escalated_to=f"desk:{pool_id}", **ids))
+    await handle(pool, ApprovalDecidedV2(proposal_id=f"{case_id}-p1", pool_id=pool_id, decision="approved",
+                                         decided_by="approver-2", reviewed_by="caseworker-1",
+                                         respond_by=datetime.now(UTC) + timedelta(days=7), **ids))
     await handle(pool, PlacementConfirmed(placement_id=f"placement-{case_id}", proposal_id=f"{case_id}-p1",
                                           pool_id=pool_id, **ids))
     await handle(pool, MatchProposed(proposal_id=f"{case_id}-p2", pool_id=pool_id, run_id="run-2", score=1.0, **ids))
-    await handle(pool, ApprovalDecided(proposal_id=f"{case_id}-p2", decision="rejected", decided_by="approver-2",
-                                       reviewed_by="caseworker-1", reason="no school places", **ids))
+    await handle(pool, ApprovalDecidedV2(proposal_id=f"{case_id}-p2", pool_id=pool_id, decision="rejected",
+                                         decided_by="approver-2", reviewed_by="caseworker-1",
+                                         reason="no school places", **ids))
     await handle(pool, ProposalWithdrawn(proposal_id=f"{case_id}-p3", reason="superseded", **ids))
+    await handle(pool, ResponseExpired(proposal_id=f"{case_id}-p4", pool_id=pool_id, unanswered=["beneficiary"],
+                                       respond_by=datetime.now(UTC) - timedelta(minutes=1), **ids))
     return addresses
 
 
@@ -200,7 +190,7 @@ async def test_each_rule_sends_the_right_message_in_the_right_language(
     inbox, port = smtp
     addresses = await journey(pool, language)
     with capture_logs() as logs:
-        assert await email_dispatcher(pool, port).dispatch_due() == 10
+        assert await email_dispatcher(pool, port).dispatch_due() == 12
     stored = await rows(pool)
     assert {(row["rule"], row["recipient_kind"]) for row in stored} == set(MESSAGES)
     assert {row["status"] for row in stored} == {"delivered"}
@@ -234,9 +224,9 @@ async def test_a_restarted_dispatcher_sends_nothing_twice_and_a_crash_mid_send_r
 ) -> None:
     inbox, port = smtp
     await journey(pool, "nl")
-    assert await email_dispatcher(pool, port).dispatch_due() == 10
+    assert await email_dispatcher(pool, port).dispatch_due() == 12
     assert await email_dispatcher(pool, port).dispatch_due() == 0, "a new dispatcher (a restart) sends nothing"
-    assert len(inbox.messages) == 10
+    assert len(inbox.messages) == 12
 
     # A dispatcher that sent an email and died before recording it: the lease lapses, and the same email,
     # with the same Message-ID, goes again; the receiver's mail system can tell it is the same message.
@@ -251,7 +241,7 @@ async def test_a_restarted_dispatcher_sends_nothing_twice_and_a_crash_mid_send_r
     assert await email_dispatcher(pool, port).dispatch_due() == 2
     repeated = [ids for ids, messages in inbox.by_message_id().items() if len(messages) > 1]
     assert sorted(repeated) == sorted(f"<{row['id']}@{DOMAIN}>" for row in claimed)
-    assert len(await outbox(pool, "centre.notification.delivered.v1")) == 12, "each announced delivered once"
+    assert len(await outbox(pool, "centre.notification.delivered.v1")) == 14, "each announced delivered once"
 
 
 async def test_without_an_address_a_delivery_fails_and_succeeds_once_a_contact_is_added(
@@ -259,8 +249,9 @@ async def test_without_an_address_a_delivery_fails_and_succeeds_once_a_contact_i
 ) -> None:
     inbox, port = smtp
     await handle(pool, registered("case-1", "pool-1", "uk"))
-    await handle(pool, ApprovalDecided(proposal_id="p1", case_id="case-1", host_id="host-1", decision="approved",
-                                       decided_by="approver-2", reviewed_by="caseworker-1"))
+    await handle(pool, ApprovalDecidedV2(proposal_id="p1", case_id="case-1", host_id="host-1", pool_id="pool-1",
+                                         decision="approved", decided_by="approver-2", reviewed_by="caseworker-1",
+                                         respond_by=datetime.now(UTC) + timedelta(days=7)))
     # The beneficiary's desk is reached through the settings' catch-all; the host has no address yet.
     configured = {"caseworker:*": "all-desks@centre.example"}
     with capture_logs() as logs:
@@ -288,8 +279,9 @@ async def test_a_refused_mailbox_is_a_dead_letter_at_once_and_an_unreachable_ser
     _, port = smtp
     async with pool.acquire() as connection:
         await store.put_contact(connection, "host", "host-1", REFUSED, None)
-    await handle(pool, ApprovalDecided(proposal_id="p1", case_id="case-1", host_id="host-1", decision="approved",
-                                       decided_by="approver-2", reviewed_by="caseworker-1"))
+    await handle(pool, ApprovalDecidedV2(proposal_id="p1", case_id="case-1", host_id="host-1", pool_id="pool-1",
+                                         decision="approved", decided_by="approver-2", reviewed_by="caseworker-1",
+                                         respond_by=datetime.now(UTC) + timedelta(days=7)))
     assert await email_dispatcher(pool, port).dispatch_due() == 2
     by_kind = {row["recipient_kind"]: row for row in await rows(pool)}
     assert (by_kind["host"]["status"], by_kind["host"]["last_failure"]) == ("dead", "recipient refused (550)")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,6 +26,7 @@ from schemas.events import (
     ApprovalDecided,
     CaseProfile,
     CaseRegistered,
+    DecisionOverdue,
     Event,
     HouseholdMember,
     MatchProposed,
@@ -38,43 +37,27 @@ from services.notifications import app as notifications_app
 from services.notifications import store
 from services.notifications.channels import DeliveryFailed, LogChannel, Withheld
 from services.notifications.dispatch import Dispatcher, RetryPolicy, dispatch
-from services.notifications.handlers import Policy, request_notifications, request_overdue_notifications
-from services.notifications.rules import ChannelName, Deadlines, Notification
+from services.notifications.handlers import Policy, request_notifications
+from services.notifications.rules import ChannelName, Notification
+from services.runtime.access import TokenAuthority
 from services.runtime.consumer import Delivery, EventConsumer
-from services.runtime.database import create_pool, migrate
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
+from tests.integration.notifications_database import SCHEMA, SERVER_URL, SOURCE, emptied, notifications_database
 
 pytestmark = pytest.mark.integration
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-MIGRATIONS = Path(notifications_app.__file__).parent / "migrations"
-SCHEMA = "notifications"
-SOURCE = "/services/notifications"
-TABLES = "notifications, outbox, inbox, cases, hosts, partner_consents, proposals, contacts, subscriptions"
 
 
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[asyncpg.Pool]:
-    name = f"test_notifications_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        pool = await create_pool(f"{SERVER_URL}/{name}", SCHEMA, size=6)
-        try:
-            await migrate(pool, SCHEMA, MIGRATIONS)
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with notifications_database("store") as pool:
+        yield pool
 
 
 @pytest.fixture
 async def pool(database: asyncpg.Pool) -> asyncpg.Pool:
-    async with database.acquire() as connection:
-        await connection.execute(f"TRUNCATE {TABLES}")
+    await emptied(database)
     return database
 
 
@@ -176,34 +159,21 @@ async def test_a_desk_message_goes_to_the_desk_of_the_cases_pool(pool: asyncpg.P
     assert (row["rule"], row["recipient_ref"]) == ("proposal_rejected", "desk:pool-north")
 
 
-async def test_an_overdue_decision_is_reminded_once_and_a_decided_one_never(pool: asyncpg.Pool) -> None:
-    policy = Policy(deadlines=Deadlines(decision_hours={"urgent": 1.0, "normal": 240.0}))
-    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
-    await handle(pool, proposed(urgency="urgent"), policy=policy)
-    await handle(pool, reviewed(), at=two_hours_ago, policy=policy)
-    await handle(pool, proposed(case_id="case-2").model_copy(update={"proposal_id": "proposal-2"}), policy=policy)
-    await handle(pool, reviewed(case_id="case-2").model_copy(update={"proposal_id": "proposal-2"}),
-                 at=two_hours_ago, policy=policy)  # normal urgency: 240 hours to decide, not overdue
-
-    async with pool.acquire() as connection, connection.transaction():
-        assert await request_overdue_notifications(connection, source=SOURCE, policy=policy) == 1
-    async with pool.acquire() as connection, connection.transaction():
-        assert await request_overdue_notifications(connection, source=SOURCE, policy=policy) == 0
+async def test_an_overdue_decision_is_told_once_to_the_desk_consent_escalated_it_to(pool: asyncpg.Pool) -> None:
+    decide_by = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    escalation = DecisionOverdue(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                                 urgency="urgent", reviewed_by="caseworker-1", decide_by=decide_by,
+                                 escalated_to="desk:pool-north")
+    await handle(pool, proposed(urgency="urgent"))
+    await handle(pool, reviewed())
+    assert await handle(pool, escalation, "overdue-1") == 1
+    assert await handle(pool, escalation, "overdue-1") == 0, "a redelivered escalation tells nobody again"
 
     reminders = [row for row in await notifications(pool) if row["rule"] == "decision_overdue"]
     assert [(row["recipient_kind"], row["recipient_ref"], row["case_id"]) for row in reminders] == [
         ("approver", "desk:pool-north", "case-1")
     ]
-    assert json.loads(reminders[0]["facts"])["decide_by"] == (two_hours_ago + timedelta(hours=1)).strftime(
-        "%Y-%m-%d %H:%M UTC")
-
-    # A proposal decided before its deadline passes is never reminded of.
-    await handle(pool, proposed(case_id="case-3").model_copy(update={"proposal_id": "proposal-3"}), policy=policy)
-    await handle(pool, reviewed(case_id="case-3").model_copy(update={"proposal_id": "proposal-3"}),
-                 at=two_hours_ago, policy=policy)
-    await handle(pool, approved(case_id="case-3").model_copy(update={"proposal_id": "proposal-3"}), policy=policy)
-    async with pool.acquire() as connection, connection.transaction():
-        assert await request_overdue_notifications(connection, source=SOURCE, policy=policy) == 0
+    assert json.loads(reminders[0]["facts"])["decide_by"] == "2026-03-02 09:30 UTC"
 
 
 async def test_the_rules_consumer_dedupes_a_redelivered_record_and_ignores_what_no_rule_is_about(
@@ -435,7 +405,11 @@ async def test_operators_see_a_cases_notifications_and_the_dead_letters_and_rese
         settings=ServiceSettings(service_name=SCHEMA), pool=pool, broker=None, relay=None,  # type: ignore[arg-type]
         consumers=(),
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://test") as client:
+    authority = TokenAuthority.from_settings(ServiceSettings())
+    api.state.token_authority = authority
+    caseworker = {"Authorization": f"Bearer {authority.issue('caseworker-1', 'caseworker')}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://test",
+                                 headers=caseworker) as client:
         response = await client.get("/notifications", params={"case_id": "case-1"})
         missing = await client.get("/notifications")
         dead = (await client.get("/deliveries", params={"status": "dead"})).json()

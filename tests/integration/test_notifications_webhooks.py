@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import socket
 import threading
@@ -49,19 +48,17 @@ from services.notifications.handlers import request_notifications
 from services.notifications.settings import NotificationsSettings, notifications_settings
 from services.notifications.signing import DELIVERY_ID_HEADER, KEY_ID_HEADER, TIMESTAMP_HEADER
 from services.notifications.webhooks import WebhookChannel
+from services.runtime.access import TokenAuthority
 from services.runtime.consumer import Delivery
-from services.runtime.database import create_pool, migrate
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
+from tests.integration.notifications_database import SCHEMA, SOURCE, emptied, notifications_database
 
 pytestmark = pytest.mark.integration
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-MIGRATIONS = Path(notifications_app.__file__).parent / "migrations"
+AUTHORITY = TokenAuthority.from_settings(ServiceSettings())
+ADMIN = {"Authorization": f"Bearer {AUTHORITY.issue('admin-1', 'admin')}"}
 PARTNER_DOCS = Path(__file__).parents[2] / "docs" / "partners.md"
-SCHEMA = "notifications"
-SOURCE = "/services/notifications"
-TABLES = "notifications, outbox, inbox, cases, hosts, partner_consents, proposals, contacts, subscriptions"
 SECRETS = {"key-a": b"secret of org-a", "key-b": b"secret of org-b", "key-c": b"secret of org-c"}
 SETTINGS = NotificationsSettings(
     service_name=SCHEMA,
@@ -163,25 +160,13 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[asyncpg.Pool]:
-    name = f"test_notifications_webhooks_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        pool = await create_pool(f"{SERVER_URL}/{name}", SCHEMA, size=8)
-        try:
-            await migrate(pool, SCHEMA, MIGRATIONS)
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with notifications_database("webhooks", connections=8) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def pool(database: asyncpg.Pool, receiver: Receiver) -> asyncpg.Pool:
-    async with database.acquire() as connection:
-        await connection.execute(f"TRUNCATE {TABLES}")
+    await emptied(database)
     with receiver.lock:
         receiver.requests.clear()
     receiver.failing.clear()
@@ -197,8 +182,9 @@ async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
         settings=ServiceSettings(service_name=SCHEMA), pool=pool, broker=None, relay=None,  # type: ignore[arg-type]
         consumers=(),
     )
+    application.state.token_authority = AUTHORITY
     transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://centre") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://centre", headers=ADMIN) as client:
         yield client
 
 
@@ -476,7 +462,9 @@ async def test_subscriptions_are_checked_listed_and_ended(
         update={"notifications_webhook_require_https": True})
     strict.state.context = ServiceContext(settings=ServiceSettings(service_name=SCHEMA), pool=pool,
                                           broker=None, relay=None, consumers=())  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=strict), base_url="http://centre") as client:
+    strict.state.token_authority = AUTHORITY
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=strict), base_url="http://centre",
+                                 headers=ADMIN) as client:
         plain_http = await client.post("/subscriptions", json=valid)
     assert plain_http.status_code == 422 and "https" in plain_http.json()["detail"]
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     Capacity,
     CapacityUpdated,
@@ -17,6 +18,7 @@ from schemas.events import (
     PlacementConfirmed,
     ProposalReviewed,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.notifications.partners import PARTNER_EVENT, PROJECTIONS, Subscription, partner_notifications
 from services.notifications.rules import Cause
@@ -105,12 +107,21 @@ def samples() -> list[Event]:
         BeneficiaryResponded(**ids, accepted=False, reason="free text", recorded_by="caseworker-1"),
         HostResponded(**ids, accepted=False, reason="free text", recorded_by="staff-member-9"),
         PlacementConfirmed(placement_id="placement-1", pool_id="pool-north", **ids),
+        decided_v2(),
+        ResponseExpired(**ids, pool_id="pool-north", respond_by=datetime(2026, 1, 8, tzinfo=UTC),
+                        unanswered=["beneficiary"]),
     ]
+
+
+def decided_v2() -> ApprovalDecidedV2:
+    return ApprovalDecidedV2(proposal_id="proposal-1", case_id="case-1", host_id="host-a", pool_id="pool-north",
+                             decision="approved", decided_by="approver-1", reviewed_by="caseworker-1",
+                             reason="free text", respond_by=datetime(2026, 1, 8, tzinfo=UTC))
 
 
 def test_every_projection_passes_on_ids_outcomes_and_numbers_only() -> None:
     allowed = {"proposal_id", "case_id", "host_id", "pool_id", "placement_id", "external_ref", "urgency",
-               "decision", "accepted", "version", "capacity"}
+               "decision", "accepted", "version", "capacity", "respond_by", "unanswered"}
     events = samples()
     assert {type(event) for event in events} == set(PROJECTIONS)
     for event in events:
@@ -126,3 +137,17 @@ def test_partner_delivery_ids_are_stable_and_differ_per_subscription() -> None:
                                   consented_partners={"org-a"})
     assert [n.id for n in first] == [n.id for n in again]
     assert len({n.id for n in first}) == 2
+
+
+def test_a_subscriber_of_the_earlier_version_keeps_hearing_of_decisions_as_that_version() -> None:
+    subscriptions = [subscription("sub-v1", "org-a", frozenset({ApprovalDecided.type})),
+                     subscription("sub-v2", "org-a", frozenset({ApprovalDecidedV2.type})),
+                     subscription("sub-both", "org-a", frozenset({ApprovalDecided.type, ApprovalDecidedV2.type}))]
+    made = partner_notifications(decided_v2(), CAUSE, subscriptions, host_organisation="org-a",
+                                 consented_partners={"org-a"})
+    delivered = {n.recipient_ref: n.facts["event"] for n in made}
+    ids = {"proposal_id": "proposal-1", "case_id": "case-1", "host_id": "host-a"}
+    assert delivered["sub-v1"]["type"] == ApprovalDecided.type
+    assert delivered["sub-v1"]["data"] == ids | {"decision": "approved"}
+    assert delivered["sub-v2"]["type"] == delivered["sub-both"]["type"] == ApprovalDecidedV2.type
+    assert delivered["sub-v2"]["data"] == ids | {"decision": "approved", "respond_by": "2026-01-08T00:00:00+00:00"}

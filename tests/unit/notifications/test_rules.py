@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     CaseWithdrawn,
+    DecisionOverdue,
     Event,
     MatchProposed,
     PlacementConfirmed,
     ProposalReviewed,
+    ProposalReviewedV2,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.notifications.rules import (
     CAUSES,
     DEFAULT_CHANNEL,
     DEFAULT_LANGUAGE,
     MESSAGES,
+    NO_DEADLINE,
     Cause,
-    Deadlines,
     Known,
     Notification,
     desk,
     moment,
     notification_id,
     notifications_for,
-    overdue_notification,
 )
 
 CAUSE_ID = "3f1c2a7e-8d4b-4c59-9a0e-6b5d4c3b2a10"
@@ -43,7 +46,14 @@ def proposed() -> MatchProposed:
                          run_id="run-1", score=3.5)
 
 
-def decided(decision: str) -> ApprovalDecided:
+def decided(decision: str) -> ApprovalDecidedV2:
+    return ApprovalDecidedV2(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                             decision=decision,  # type: ignore[arg-type]
+                             decided_by="approver-1", reviewed_by="caseworker-1",
+                             respond_by=AT + timedelta(days=7) if decision == "approved" else None)
+
+
+def decided_v1(decision: str) -> ApprovalDecided:
     return ApprovalDecided(proposal_id="proposal-1", case_id="case-1", host_id="host-1", decision=decision,  # type: ignore[arg-type]
                            decided_by="approver-1", reviewed_by="caseworker-1")
 
@@ -53,9 +63,25 @@ def placed() -> PlacementConfirmed:
                               host_id="host-1", pool_id="pool-north")
 
 
-def reviewed() -> ProposalReviewed:
+def reviewed() -> ProposalReviewedV2:
+    return ProposalReviewedV2(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                              urgency="urgent", reviewed_by="caseworker-1", recommendation="approve",
+                              decide_by=AT + timedelta(hours=72))
+
+
+def reviewed_v1() -> ProposalReviewed:
     return ProposalReviewed(proposal_id="proposal-1", case_id="case-1", host_id="host-1", reviewed_by="caseworker-1",
                             recommendation="approve")
+
+
+def overdue() -> DecisionOverdue:
+    return DecisionOverdue(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                           urgency="urgent", reviewed_by="caseworker-1", decide_by=AT, escalated_to="desk:pool-north")
+
+
+def expired() -> ResponseExpired:
+    return ResponseExpired(proposal_id="proposal-1", case_id="case-1", host_id="host-1", pool_id="pool-north",
+                           respond_by=AT, unanswered=["host"])
 
 
 def withdrawn() -> ProposalWithdrawn:
@@ -85,39 +111,47 @@ def test_a_rejected_proposal_goes_back_to_the_desk_of_the_cases_pool() -> None:
 
 
 def test_without_a_known_pool_the_desk_of_the_case_is_told() -> None:
-    assert targets(notifications_for(decided("rejected"), CAUSE)) == [
+    assert targets(notifications_for(decided_v1("rejected"), CAUSE)) == [
         ("proposal_rejected", "caseworker", "desk:case-1")
     ]
 
 
-def test_a_reviewed_proposal_asks_the_approvers_desk_for_a_decision_by_its_urgencys_deadline() -> None:
-    deadlines = Deadlines(decision_hours={"urgent": 24.0, "normal": 240.0})
-    [due] = notifications_for(reviewed(), CAUSE, Known(pool_id="pool-north", urgency="urgent"), deadlines=deadlines)
+def test_a_reviewed_proposal_asks_the_approvers_desk_for_a_decision_by_the_deadline_consent_set() -> None:
+    [due] = notifications_for(reviewed(), CAUSE)
     assert (due.rule, due.recipient_kind, due.recipient_ref) == ("decision_due", "approver", "desk:pool-north")
-    assert due.facts["decide_by"] == "2026-03-03 09:30 UTC"
+    assert due.facts["decide_by"] == "2026-03-05 09:30 UTC"
 
 
-def test_an_offer_quotes_the_response_deadline_to_beneficiary_and_host() -> None:
-    offers = notifications_for(decided("approved"), CAUSE, deadlines=Deadlines(offer_response_days=7))
-    assert {n.recipient_kind: n.facts["respond_by"] for n in offers} == {"beneficiary": "2026-03-09",
-                                                                           "host": "2026-03-09"}
+def test_an_offer_quotes_the_response_deadline_consent_set_to_beneficiary_and_host() -> None:
+    offers = notifications_for(decided("approved"), CAUSE)
+    assert {n.recipient_kind: n.facts["respond_by"] for n in offers} == {"beneficiary": "2026-03-09 09:30 UTC",
+                                                                           "host": "2026-03-09 09:30 UTC"}
 
 
-def test_an_overdue_decision_is_reminded_once_per_review() -> None:
-    reminder = overdue_notification(reviewed_event_id="review-1", proposal_id="proposal-1", case_id="case-1",
-                                    host_id="host-1", pool_id="pool-north", decide_by=AT)
-    again = overdue_notification(reviewed_event_id="review-1", proposal_id="proposal-1", case_id="case-1",
-                                 host_id="host-1", pool_id="pool-north", decide_by=AT)
-    assert reminder == again
-    assert (reminder.rule, reminder.recipient_ref, reminder.facts["decide_by"]) == (
-        "decision_overdue", "desk:pool-north", "2026-03-02 09:30 UTC")
+def test_v1_reviews_and_decisions_carried_no_deadline_and_none_is_invented() -> None:
+    [due] = notifications_for(reviewed_v1(), CAUSE)
+    offers = notifications_for(decided_v1("approved"), CAUSE)
+    assert due.facts["decide_by"] == NO_DEADLINE
+    assert {n.facts["respond_by"] for n in offers} == {NO_DEADLINE}
+
+
+def test_an_overdue_decision_goes_to_the_desk_consent_escalated_it_to() -> None:
+    [reminder] = notifications_for(overdue(), CAUSE)
+    assert (reminder.rule, reminder.recipient_kind, reminder.recipient_ref, reminder.facts["decide_by"]) == (
+        "decision_overdue", "approver", "desk:pool-north", "2026-03-02 09:30 UTC")
+    assert notifications_for(overdue(), CAUSE) == [reminder], "the same overdue event, the same notification"
+
+
+def test_an_expired_offer_is_told_to_the_beneficiary_and_the_host() -> None:
+    told = notifications_for(expired(), CAUSE)
+    assert targets(told) == [("offer_expired", "beneficiary", "case-1"), ("offer_expired", "host", "host-1")]
+    assert {n.facts["respond_by"] for n in told} == {"2026-03-02 09:30 UTC"}
 
 
 def test_every_message_quotes_exactly_the_facts_its_rule_promises() -> None:
-    events = [proposed(), reviewed(), decided("approved"), decided("rejected"), placed(), withdrawn()]
+    events = [proposed(), reviewed(), decided("approved"), decided("rejected"), placed(), withdrawn(), overdue(),
+              expired()]
     made = [n for event in events for n in notifications_for(event, CAUSE)]
-    made.append(overdue_notification(reviewed_event_id="r", proposal_id="p", case_id="c", host_id="h",
-                                     pool_id=None, decide_by=AT))
     assert {(n.rule, n.recipient_kind) for n in made} == set(MESSAGES)
     for notification in made:
         assert set(notification.facts) == MESSAGES[(notification.rule, notification.recipient_kind)]
@@ -153,7 +187,8 @@ def test_events_no_rule_is_about_cause_nothing(event: Event) -> None:
 
 
 @pytest.mark.parametrize(
-    "event", [proposed(), reviewed(), decided("approved"), decided("rejected"), placed(), withdrawn()]
+    "event", [proposed(), reviewed(), reviewed_v1(), decided("approved"), decided_v1("approved"),
+              decided("rejected"), placed(), withdrawn(), overdue(), expired()]
 )
 def test_every_notification_names_its_case_cause_channel_and_default_language(event: Event) -> None:
     notifications = notifications_for(event, CAUSE)
@@ -172,7 +207,8 @@ def test_the_channel_asked_for_is_used() -> None:
 
 
 def test_every_cause_has_a_rule() -> None:
-    samples = {type(event): event for event in (proposed(), reviewed(), decided("approved"), placed(), withdrawn())}
+    samples = {type(event): event for event in (proposed(), reviewed(), reviewed_v1(), decided("approved"),
+                                                 decided_v1("approved"), placed(), withdrawn(), overdue(), expired())}
     assert set(CAUSES) == set(samples)
 
 
