@@ -36,6 +36,8 @@ CASEWORKERS = ("caseworker-1", "caseworker-2")
 APPROVERS = ("approver-1", "approver-2")
 # Beneficiaries answer at the centre's desk, where a caseworker records what they said.
 BENEFICIARY_DESK = "caseworker-desk"
+# The scenario reads its progress and the final verdict from the audit log, as an auditor.
+AUDITOR = "auditor-1"
 DECLINE_REASONS = {"beneficiary": "prefers to stay closer to relatives", "host": "no longer available"}
 
 
@@ -329,7 +331,7 @@ class Surge:
             self.tally.turned_down.add(proposal["case_id"])
 
     async def audit_counts(self) -> Counter[str]:
-        response = await self.http.get(f"{self.urls['audit']}/audit/counts")
+        response = await self.http.get(f"{self.urls['audit']}/audit/counts", headers=self.as_("auditor", AUDITOR))
         response.raise_for_status()
         return Counter(response.json())
 
@@ -360,7 +362,8 @@ class Surge:
 
     async def summary(self, elapsed: float) -> dict[str, Any]:
         counts = await self.audit_counts()
-        verdict = (await self.http.get(f"{self.urls['audit']}/audit/verify")).json()
+        verdict = (await self.http.get(f"{self.urls['audit']}/audit/verify",
+                                       headers=self.as_("auditor", AUDITOR))).json()
         return {
             "cases registered": counts["centre.case.registered.v1"],
             "hosts registered": counts["centre.host.registered.v1"],

@@ -3,12 +3,14 @@
     python -m services.audit.cli verify [--public-key KEY.pem] [--checkpoints FILE] [--json]
     python -m services.audit.cli timeline CASE [--json]
     python -m services.audit.cli export [--from SEQ|DATE] [--to SEQ|DATE] DIR
-    python -m services.audit.cli replay RUN
+    python -m services.audit.cli replay RUN [--json] [--solver CMD ...]
 
 It reads the log directly from PostgreSQL (``DATABASE_URL``, like the services), in read-only
 transactions, and needs nothing but SELECT on the audit schema (the ``audit_reader`` role). Exit status:
 0 when all is well, 1 when verify finds the log broken (or a case or run is not in the log), 2 for a
-usage error or a refused export, 3 for what is not available yet (replay).
+usage error or a refused export, 3 for a run that cannot be replayed (recorded before runs carried their
+watermark). ``replay`` exits 0 when the proposals are identical, 1 when they differ or the inputs could not
+be rebuilt.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ from pathlib import Path
 
 import asyncpg
 
+from schemas import topics
 from services.audit import store
 from services.audit.checkpoint import SignedCheckpoint, load_public_key_pem
 from services.audit.export import Bound, ExportRefused, export_period
-from services.audit.replay import recorded_run
+from services.audit.replay import (
+    OWN_TYPES,
+    SOLVER_COMMAND,
+    judge,
+    recorded_run,
+    render_verdict,
+    replay_info,
+    run_solver,
+    watermark,
+)
 from services.audit.timeline import case_timeline, render_timeline
 from services.audit.verification import verify_stored_log
 from services.runtime.settings import ServiceSettings
@@ -96,18 +108,41 @@ async def command_export(connection: asyncpg.Connection, arguments: argparse.Nam
 
 async def command_replay(connection: asyncpg.Connection, arguments: argparse.Namespace) -> int:
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        records = await store.records_of_run(connection, arguments.run_id)
-    run = recorded_run(arguments.run_id, records)
+        run = recorded_run(arguments.run_id, await store.records_of_run(connection, arguments.run_id))
+        info = replay_info(run) if run is not None else None
+        sources = missing = None
+        if info is not None:
+            positions = watermark(info)
+            sources = await store.replay_sources(connection, positions, OWN_TYPES, topics.DEAD_LETTERS)
+            recorded = await store.recorded_offsets(connection, [(topic, part) for topic, part, _ in positions])
+            missing = [(topic, part, upto) for topic, part, upto in positions
+                       if recorded.get((topic, part), -1) < upto]
     if run is None:
         print(f"no solver run {arguments.run_id} in the audit log", file=sys.stderr)
         return 1
-    print(f"solver run {run.run_id} (record {run.seq}): pool {run.run.get('pool_id')}, "
-          f"status {run.run.get('status')}, solver {run.run.get('solver_version')}, seed {run.run.get('seed')}, "
-          f"inputs digest {run.run.get('inputs_digest')}")
-    print(f"  recorded: {len(run.proposals)} proposal(s), {len(run.withdrawn)} withdrawal(s)")
-    print("replay is not available yet: rebuilding the inputs and re-running the solver needs the matching "
-          "solver's replay entry point (see services/audit/replay.py)", file=sys.stderr)
-    return 3
+    if not arguments.json:
+        print(f"solver run {run.run_id} (record {run.seq}): pool {run.run.get('pool_id')}, "
+              f"status {run.run.get('status')}, solver {run.run.get('solver_version')}, seed {run.run.get('seed')}, "
+              f"inputs digest {run.run.get('inputs_digest')}")
+        print(f"  recorded: {len(run.proposals)} proposal(s), {len(run.withdrawn)} withdrawal(s)")
+    if info is None or sources is None:
+        print(f"run {run.run_id} was recorded without a watermark (before runs carried one): its inputs cannot "
+              "be told apart in the audit stream, so it cannot be replayed", file=sys.stderr)
+        return 3
+    if missing and not arguments.json:
+        print(f"  note: the log holds no record yet at the watermark of {len(missing)} input partition(s) "
+              f"(e.g. {missing[0][0]}/{missing[0][1]} up to offset {missing[0][2]}); if the digest differs, "
+              "wait for the recorder and try again")
+    code, report = await run_solver(arguments.solver or SOLVER_COMMAND, run.run_id, sources)
+    verdict = judge(run, report) if report.get("outcome") == "solved" and code == 0 else None
+    if arguments.json:
+        print(json.dumps({"run_id": run.run_id, "report": report,
+                          "verdict": verdict.to_dict() if verdict else None}, indent=2, default=str))
+    else:
+        print(render_verdict(run, report, verdict))
+    if verdict is not None:
+        return 0 if verdict.identical else 1
+    return 3 if code == 3 else 1
 
 
 COMMANDS = {"verify": command_verify, "timeline": command_timeline, "export": command_export,
@@ -136,8 +171,11 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--to", dest="end", metavar="SEQ|DATE", help="last seq, or the time before which")
     export.add_argument("directory", type=Path, metavar="DIR")
 
-    replay = commands.add_parser("replay", help="re-run a recorded solver run (not available yet)")
+    replay = commands.add_parser("replay", help="rebuild a solver run's inputs from the log, solve again, compare")
     replay.add_argument("run_id", metavar="RUN")
+    replay.add_argument("--json", action="store_true", help="print the solver's report and the verdict as JSON")
+    replay.add_argument("--solver", nargs="+", metavar="ARG",
+                        help="the solver's replay entry point (default: python -m services.matching.replay)")
     return root
 
 

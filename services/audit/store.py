@@ -193,6 +193,36 @@ async def records_of_run(connection: asyncpg.Connection, run_id: str) -> list[Au
     return [record_of(row) for row in rows]
 
 
+async def replay_sources(connection: asyncpg.Connection, watermark: Sequence[tuple[str, int, int]],
+                         own_types: Sequence[str], dead_letter_topic: str) -> list[AuditRecord]:
+    """What a replay of a run reads: the records of each (topic, partition) at or below its offset, every
+    record of ``own_types`` (the solver runs, proposals and withdrawals the run's service made before it) and
+    every dead letter, in log order."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {COLUMNS} FROM records r
+        WHERE EXISTS (SELECT 1 FROM unnest($1::text[], $2::int[], $3::bigint[]) AS w(topic, part, upto)
+                      WHERE w.topic = r.topic AND w.part = r.partition AND r."offset" <= w.upto)
+           OR r.event_type = ANY($4::text[])
+           OR r.topic = $5
+        ORDER BY seq
+        """,
+        [topic for topic, _, _ in watermark], [partition for _, partition, _ in watermark],
+        [offset for _, _, offset in watermark], list(own_types), dead_letter_topic)
+    return [record_of(row) for row in rows]
+
+
+async def recorded_offsets(connection: asyncpg.Connection,
+                           partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The highest offset recorded of each (topic, partition) named; partitions with none are left out."""
+    rows = await connection.fetch(
+        'SELECT topic, partition, max("offset") AS upto FROM records'
+        " WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))"
+        " GROUP BY topic, partition",
+        [topic for topic, _ in partitions], [partition for _, partition in partitions])
+    return {(row["topic"], row["partition"]): row["upto"] for row in rows}
+
+
 # --- checkpoints and keys -------------------------------------------------------------------------------
 
 

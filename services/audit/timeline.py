@@ -163,6 +163,27 @@ def _decided(p: Mapping[str, Any]) -> Described:
             f"proposal {p.get('proposal_id')}", p.get("decided_by"), reason)
 
 
+def _with_deadline(describe: Callable[[Mapping[str, Any]], Described],
+                   name: str, field: str) -> Callable[[Mapping[str, Any]], Described]:
+    """A v2 review or decision reads like v1, with the deadline it set."""
+    def described(p: Mapping[str, Any]) -> Described:
+        step, summary, actor, details = describe(p)
+        return step, summary, actor, (*details, f"{name} {p[field]}") if p.get(field) else details
+
+    return described
+
+
+def _overdue(p: Mapping[str, Any]) -> Described:
+    return ("escalated", f"decision on proposal {p.get('proposal_id')} overdue since {p.get('decide_by')}: "
+            f"escalated to {p.get('escalated_to')}", None, ())
+
+
+def _expired(p: Mapping[str, Any]) -> Described:
+    unanswered = " and ".join(str(party) for party in p.get("unanswered") or [])
+    return ("response", f"offer of host {p.get('host_id')} expired: no answer from {unanswered} by "
+            f"{p.get('respond_by')} (proposal {p.get('proposal_id')}), counted as declined", None, ())
+
+
 def _responded(party: str) -> Callable[[Mapping[str, Any]], Described]:
     def describe(p: Mapping[str, Any]) -> Described:
         reason = (f"reason: {p['reason']}",) if p.get("reason") else ()
@@ -194,17 +215,35 @@ def _notification_failed(p: Mapping[str, Any]) -> Described:
             f"{p.get('channel')}{final}: {p.get('reason')}", None, ())
 
 
+def _erased(p: Mapping[str, Any]) -> Described:
+    why = "at the person's request" if p.get("reason") == "person_request" else "at the end of its retention period"
+    return ("erased", f"identifying data erased {why} by {p.get('erased_by')}: the case key is deleted and the "
+            "sealed identity can no longer be opened", p.get("erased_by"), ())
+
+
+def _identity_read(p: Mapping[str, Any]) -> Described:
+    fields = ", ".join(str(field) for field in p.get("fields") or ())
+    return ("identity read", f"identity read by {p.get('read_by')} ({p.get('role')}): {fields}; purpose: "
+            f"{p.get('purpose')}", p.get("read_by"), ())
+
+
 DESCRIBE: dict[str, Callable[[Mapping[str, Any]], Described]] = {
     "centre.partner.case-submitted.v1": _submitted,
     "centre.case.registered.v1": _registered,
     "centre.case.updated.v1": _updated,
     "centre.case.withdrawn.v1": _withdrawn,
+    "centre.case.erased.v1": _erased,
+    "centre.case.identity-read.v1": _identity_read,
     "centre.consent.recorded.v1": _consent,
     "centre.consent.withdrawn.v1": _consent_withdrawn,
     "centre.match.proposed.v1": _proposed,
     "centre.match.proposal-withdrawn.v1": _proposal_withdrawn,
     "centre.approval.reviewed.v1": _reviewed,
     "centre.approval.decided.v1": _decided,
+    "centre.approval.reviewed.v2": _with_deadline(_reviewed, "decision due by", "decide_by"),
+    "centre.approval.decided.v2": _with_deadline(_decided, "answers due by", "respond_by"),
+    "centre.approval.overdue.v1": _overdue,
+    "centre.response.expired.v1": _expired,
     "centre.response.beneficiary.v1": _responded("beneficiary"),
     "centre.response.host.v1": _responded("host"),
     "centre.placement.confirmed.v1": _placed,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from schemas import topics
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     CapacityUpdated,
     CaseRegistered,
@@ -19,18 +20,26 @@ from schemas.events import (
     DataUseConsentWithdrawn,
     HostRegistered,
     HostResponded,
+    Identifier,
     PlacementConfirmed,
+    ResponseExpired,
 )
 from services.matching import handlers
 from services.matching.resolver import resolve_dirty_pools
+from services.runtime.access import Caller, require
 from services.runtime.consumer import EventConsumer
 from services.runtime.service import ServiceDefinition, context_of
 
 router = APIRouter(prefix="/pools", tags=["matching"])
 
+# Solver runs describe pools (digests, objectives, counts), never a person: the staff who act on proposals
+# and the auditors who re-run solves read them; partners do not.
+RunReader = Annotated[Caller, Depends(require("caseworker", "approver", "auditor"))]
+
 
 @router.get("/runs")
-async def solver_runs(request: Request, pool_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def solver_runs(request: Request, caller: RunReader, pool_id: Identifier | None = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     """The latest solver runs, with their inputs' digest, objective, bound and gap."""
     async with context_of(request).pool.acquire() as connection:
         rows = await connection.fetch(
@@ -45,7 +54,9 @@ async def solver_runs(request: Request, pool_id: str | None = None, limit: int =
 pool_inputs = EventConsumer(
     "pool-inputs",
     [topics.CASES, topics.HOSTS, topics.CONSENTS, topics.DECISIONS],
-    {
+    # What each event means for a pool; services/matching/replay.py folds the audit stream the same way
+    # (tests/unit/matching/test_replay_fold.py checks that it knows every type handled here).
+    handlers.positioned({
         CaseRegistered: handlers.on_case_registered,
         CaseUpdated: handlers.on_case_updated,
         CaseWithdrawn: handlers.on_case_withdrawn,
@@ -54,10 +65,12 @@ pool_inputs = EventConsumer(
         HostRegistered: handlers.on_host_registered,
         CapacityUpdated: handlers.on_capacity_updated,
         ApprovalDecided: handlers.on_approval_decided,
+        ApprovalDecidedV2: handlers.on_approval_decided,
         BeneficiaryResponded: handlers.on_response,
         HostResponded: handlers.on_response,
+        ResponseExpired: handlers.on_response_expired,
         PlacementConfirmed: handlers.on_placement_confirmed,
-    },
+    }),
 )
 
 definition = ServiceDefinition(

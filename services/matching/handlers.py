@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from schemas.events import (
     ApprovalDecided,
+    ApprovalDecidedV2,
     BeneficiaryResponded,
     CapacityUpdated,
     CaseRegistered,
@@ -11,13 +14,32 @@ from schemas.events import (
     CaseWithdrawn,
     DataUseConsentRecorded,
     DataUseConsentWithdrawn,
+    Event,
     HostRegistered,
     HostResponded,
     PlacementConfirmed,
     ProposalWithdrawn,
+    ResponseExpired,
 )
 from services.matching import store
-from services.runtime.consumer import Delivery
+from services.matching.pool import arrival_seq
+from services.runtime.consumer import Delivery, Handler
+
+
+def positioned(handlers: Mapping[type[Event], Handler]) -> dict[type[Event], Handler]:
+    """Each handler also raises its partition's watermark, in the same savepoint as its effects: a solve then
+    knows exactly which input records its pool reflects (``store.input_positions``, the run's watermark)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def handle(event: Event, delivery: Delivery) -> None:
+            origin = delivery.origin
+            await store.record_input_position(delivery.connection, origin.topic, origin.partition, origin.offset)
+            await handler(event, delivery)
+
+        handle.__name__ = getattr(handler, "__name__", "handle")
+        return handle
+
+    return {event_type: wrap(handler) for event_type, handler in handlers.items()}
 
 
 async def withdraw_pending(delivery: Delivery, case_id: str, reason: str) -> None:
@@ -31,13 +53,15 @@ async def withdraw_pending(delivery: Delivery, case_id: str, reason: str) -> Non
 
 async def on_case_registered(event: CaseRegistered, delivery: Delivery) -> None:
     await store.upsert_case(delivery.connection, event.case_id, event.pool_id, event.profile.model_dump(mode="json"),
-                            traceparent=delivery.envelope.traceparent)
+                            traceparent=delivery.envelope.traceparent,
+                            arrived_seq=arrival_seq(delivery.envelope.time))
     await store.mark_dirty(delivery.connection, event.pool_id)
 
 
 async def on_case_updated(event: CaseUpdated, delivery: Delivery) -> None:
     await store.upsert_case(delivery.connection, event.case_id, event.pool_id,
-                            event.profile.model_dump(mode="json"), event.version)
+                            event.profile.model_dump(mode="json"), event.version,
+                            arrived_seq=arrival_seq(delivery.envelope.time))
     await store.mark_dirty(delivery.connection, event.pool_id)
 
 
@@ -74,7 +98,8 @@ async def on_capacity_updated(event: CapacityUpdated, delivery: Delivery) -> Non
         await store.mark_dirty(delivery.connection, event.pool_id)
 
 
-async def on_approval_decided(event: ApprovalDecided, delivery: Delivery) -> None:
+async def on_approval_decided(event: ApprovalDecided | ApprovalDecidedV2, delivery: Delivery) -> None:
+    """v1 and v2 mean the same here; v2 only adds the response deadline, which is consent's to watch."""
     proposal = await store.proposal(delivery.connection, event.proposal_id)
     if proposal is None:
         return
@@ -101,6 +126,16 @@ async def on_response(event: BeneficiaryResponded | HostResponded, delivery: Del
     party = "beneficiary" if isinstance(event, BeneficiaryResponded) else "host"
     await store.set_proposal_status(delivery.connection, event.proposal_id, "declined")
     await store.forbid_pair(delivery.connection, event.case_id, event.host_id, f"declined by {party}")
+    await store.mark_dirty(delivery.connection, proposal["pool_id"])
+
+
+async def on_response_expired(event: ResponseExpired, delivery: Delivery) -> None:
+    """An offer nobody answered in time is a decline: the pair is excluded and the case re-matched."""
+    proposal = await store.proposal(delivery.connection, event.proposal_id)
+    if proposal is None:
+        return
+    await store.set_proposal_status(delivery.connection, event.proposal_id, "declined")
+    await store.forbid_pair(delivery.connection, event.case_id, event.host_id, event.reason)
     await store.mark_dirty(delivery.connection, proposal["pool_id"])
 
 

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 Urgency = Literal["emergency", "urgent", "normal"]
+Mechanism = Literal["welfare", "stable", "dynamic"]
 HostType = Literal["sponsor_group", "municipality", "employer", "education_institution"]
 
 URGENCIES: Final[tuple[Urgency, ...]] = get_args(Urgency)
+MECHANISMS: Final[tuple[Mechanism, ...]] = get_args(Mechanism)
 HOST_TYPES: Final[tuple[HostType, ...]] = get_args(HostType)
 
 #: Share of :func:`beneficiary_preference` that comes from the ranked places (the rest: host types).
@@ -46,7 +48,8 @@ STUDY_SHARE: Final = 0.2
 #: Language fit when no language is shared but the host offers language support.
 SUPPORTED_LANGUAGE_FIT: Final = 0.5
 
-DIGEST_VERSION: Final = "matching-inputs-v1"
+#: v2: the mechanism and the dynamic-mode parameters joined the parameters
+DIGEST_VERSION: Final = "matching-inputs-v2"
 
 
 def _counts(values: Mapping[str, int], what: str) -> dict[str, int]:
@@ -181,6 +184,13 @@ class SolverParams:
     whatever the number of workers. ``top_k`` bounds the candidate hosts per case (see the
     solver's pruning notes). ``relative_gap`` lets the welfare phase stop early; protection levels
     are always solved without a gap.
+
+    ``mechanism`` (see the solver's module docstring): ``"welfare"`` (default) maximises welfare
+    after protection; ``"stable"`` minimises the number of blocking pairs after protection, then
+    welfare; ``"dynamic"`` plans for ``expected_arrivals`` cases still expected in the period,
+    sampled ``scenarios`` times (seeded by ``seed``) from the attribute mix of the pool's
+    ``arrival_history`` most recent arrivals, as phantom cases that compete for capacity in the
+    welfare phase (proposals are made for real cases only).
     """
 
     weights: Weights = field(default_factory=Weights)
@@ -190,10 +200,18 @@ class SolverParams:
     relative_gap: float = 0.0
     top_k: int = 30
     wall_time_limit_s: float | None = None
+    mechanism: Mechanism = "welfare"
+    expected_arrivals: int = 0
+    scenarios: int = 4
+    arrival_history: int = 200
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0 or self.workers < 1 or self.top_k < 1 or self.relative_gap < 0:
             raise ValueError("time_limit_s > 0, workers >= 1, top_k >= 1 and relative_gap >= 0 required")
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"unknown mechanism {self.mechanism!r}; one of {', '.join(MECHANISMS)}")
+        if self.expected_arrivals < 0 or self.scenarios < 1 or self.arrival_history < 1:
+            raise ValueError("expected_arrivals >= 0, scenarios >= 1 and arrival_history >= 1 required")
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +429,9 @@ def canonical_inputs(snapshot: PoolSnapshot, params: SolverParams) -> dict[str, 
                         "ties": w.ties, "disruption_cost": w.disruption_cost},
             "time_limit_s": params.time_limit_s, "seed": params.seed, "workers": params.workers,
             "relative_gap": params.relative_gap, "top_k": params.top_k,
-            "wall_time_limit_s": params.wall_time_limit_s,
+            "wall_time_limit_s": params.wall_time_limit_s, "mechanism": params.mechanism,
+            "expected_arrivals": params.expected_arrivals, "scenarios": params.scenarios,
+            "arrival_history": params.arrival_history,
         },
     }
 
@@ -425,3 +445,14 @@ def inputs_digest(snapshot: PoolSnapshot, params: SolverParams) -> str:
     encoded = json.dumps(canonical_inputs(snapshot, params), sort_keys=True, separators=(",", ":"),
                          ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def inputs_part_digests(snapshot: PoolSnapshot, params: SolverParams) -> dict[str, str]:
+    """SHA-256 (hex) of each part of the canonical inputs (cases, hosts, fixed, pending, forbidden, params):
+    recorded with a run, they let a replay whose inputs differ say which part differs."""
+    canonical = canonical_inputs(snapshot, params)
+    return {
+        part: hashlib.sha256(json.dumps(canonical[part], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                        allow_nan=False).encode("utf-8")).hexdigest()
+        for part in ("cases", "hosts", "fixed", "pending", "forbidden", "params")
+    }

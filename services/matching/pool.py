@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.events import SCHOOL_AGE_BANDS
 from services.matching.model import Capacity, Case, Host, PoolSnapshot
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def arrival_seq(event_time: datetime) -> int:
+    """A case's place in arrival order: the time of the event that first brought it to matching, in whole
+    microseconds since 1970 (a time without an offset is UTC). Derived from the event itself, not from the
+    order in which matching happened to read its partitions, so an auditor rebuilds it from the audit stream
+    exactly (services/matching/replay.py). Equal times are ordered by case id."""
+    aware = event_time if event_time.tzinfo else event_time.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def case_from_profile(case_id: str, pool_id: str, profile: Mapping[str, Any], arrived_seq: int) -> Case:

@@ -21,7 +21,16 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecorded
 from services.matching import store
-from services.matching.model import Case, Host, PoolSnapshot, SolverParams, Weights, compatible
+from services.matching.model import (
+    Case,
+    Host,
+    Mechanism,
+    PoolSnapshot,
+    SolverParams,
+    Weights,
+    compatible,
+    inputs_part_digests,
+)
 from services.matching.pool import snapshot_from_rows
 from services.matching.solver import SolveResult, solve
 from services.runtime.outbox import record_event
@@ -49,6 +58,13 @@ class MatchingSettings(ServiceSettings):
     matching_weight_prospects: float = 1.0
     matching_weight_ties: float = 0.5
     matching_disruption_cost: float = 0.25
+    # "welfare" (default), "stable" (fewest blocking pairs after protection) or "dynamic" (plans for
+    # expected arrivals); see services/matching/solver.py
+    matching_mechanism: Mechanism = "welfare"
+    # dynamic mode: cases still expected in the period, sampled scenarios, recent arrivals sampled from
+    matching_expected_arrivals: int = 0
+    matching_scenarios: int = 4
+    matching_arrival_history: int = 200
 
     def solver_params(self) -> SolverParams:
         return SolverParams(
@@ -64,6 +80,10 @@ class MatchingSettings(ServiceSettings):
             relative_gap=self.matching_relative_gap,
             seed=self.matching_seed,
             top_k=self.matching_top_k,
+            mechanism=self.matching_mechanism,
+            expected_arrivals=self.matching_expected_arrivals,
+            scenarios=self.matching_scenarios,
+            arrival_history=self.matching_arrival_history,
         )
 
 
@@ -82,17 +102,23 @@ async def resolve_dirty_pools(context: ServiceContext) -> None:
 async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverParams) -> SolveResult | None:
     started_at = datetime.now(UTC)
     async with context.pool.acquire() as connection:
+        # One snapshot: the pool, the date its consents are judged against, and how far each input partition
+        # had been applied (the watermark). The run records the last two so that an auditor can rebuild it.
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             marked_at = await connection.fetchval("SELECT marked_at FROM dirty_pools WHERE pool_id = $1", pool_id)
-            rows = await store.pool_inputs(connection, pool_id)
+            as_of = await connection.fetchval("SELECT current_date")
+            rows = await store.pool_inputs(connection, pool_id, as_of)
+            watermark = await store.input_positions(connection)
         if marked_at is None:
             return None
         snapshot, pending_ids = snapshot_from_rows(pool_id, rows)
         result = await asyncio.to_thread(solve, snapshot, params)
+        replay = {"watermark": watermark, "as_of": as_of.isoformat(),
+                  "digests": inputs_part_digests(snapshot, params), "wall_limit_hit": wall_limit_hit(result)}
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"apply:{pool_id}")
             made, withdrawn = await apply(connection, context.source, snapshot, pending_ids, result, params,
-                                          started_at)
+                                          started_at, replay=replay)
             await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at = $2",
                                      pool_id, marked_at)
     log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
@@ -108,18 +134,27 @@ async def apply(
     result: SolveResult,
     params: SolverParams,
     started_at: datetime,
+    *,
+    replay: dict[str, object] | None = None,
 ) -> tuple[int, int]:
-    """Withdraw superseded proposals and make new ones that still fit the pool as it is now."""
+    """Withdraw superseded proposals and make new ones that still fit the pool as it is now.
+
+    ``replay`` (watermark, as-of date, part digests, wall-limit flag) goes into the run's ``inputs`` as
+    ``inputs["replay"]``, with the cases whose decision was not applied (``not_applied``)."""
     run_id = f"run-{uuid.uuid4()}"
     rows = await store.pool_inputs(connection, solved.pool_id)
     current, current_pending_ids = snapshot_from_rows(solved.pool_id, rows)
     traceparents = {row["case_id"]: row["traceparent"] for row in rows["cases"]}
     withdrawn = 0
+    not_applied: set[str] = set()
     for case_id in result.withdrawn:
         proposal_id = pending_ids.get(case_id)
         if proposal_id is None or current_pending_ids.get(case_id) != proposal_id:
+            not_applied.add(case_id)
             continue
-        if await store.set_proposal_status(connection, proposal_id, "withdrawn", only_from=("pending",)):
+        if not await store.set_proposal_status(connection, proposal_id, "withdrawn", only_from=("pending",)):
+            not_applied.add(case_id)
+        else:
             withdrawn += 1
             reason = ("superseded by a better match" if case_id in result.new_proposals
                       else "no longer fits after a change in the pool")
@@ -139,6 +174,7 @@ async def apply(
         if (case is None or host is None or case_id in current.fixed or case_id in current.pending
                 or (case_id, host_id) in current.forbidden or compatible(case, host) is not None
                 or not load.fits(case, host)):
+            not_applied.add(case_id)
             continue  # the pool changed during the solve; it is dirty again and will be solved again
         load.add(case_id, host_id)
         proposal_id = f"proposal-{uuid.uuid4()}"
@@ -156,12 +192,17 @@ async def apply(
     parameters: dict[str, object] = {
         "weights": dataclasses.asdict(params.weights), "time_limit_s": params.time_limit_s,
         "wall_time_limit_s": params.wall_time_limit_s, "workers": params.workers, "top_k": params.top_k,
-        "relative_gap": params.relative_gap,
+        "relative_gap": params.relative_gap, "mechanism": params.mechanism,
+        "expected_arrivals": params.expected_arrivals, "scenarios": params.scenarios,
+        "arrival_history": params.arrival_history,
     }
     inputs: dict[str, object] = {
         "cases": len(solved.cases), "hosts": len(solved.hosts), "fixed": len(solved.fixed),
         "pending": len(solved.pending), "forbidden": len(solved.forbidden),
     }
+    if replay is not None:
+        # In the open ``inputs`` object: new keys there break no consumer of the v1 event (docs/audit.md).
+        inputs["replay"] = {**replay, "not_applied": sorted(not_applied)}
     run = SolverRunRecorded(
         run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, inputs=inputs,
         parameters=parameters, solver_version=result.solver_version, seed=params.seed, status=result.status,
@@ -171,6 +212,11 @@ async def apply(
     await store.record_run(connection, run, started_at=started_at)
     await record_event(connection, run, source=source)
     return made, withdrawn
+
+
+def wall_limit_hit(result: SolveResult) -> bool:
+    """Whether a phase stopped on the wall clock: then a re-run may legitimately differ."""
+    return any("wall time limit reached" in warning for warning in result.warnings)
 
 
 class Load:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -37,13 +37,31 @@ async def clear_dirty(connection: asyncpg.Connection, pool_id: str, solved_from:
 
 
 async def upsert_case(connection: asyncpg.Connection, case_id: str, pool_id: str, profile: dict[str, Any],
-                      version: int = 1, traceparent: str | None = None) -> None:
+                      version: int = 1, traceparent: str | None = None, *, arrived_seq: int) -> None:
+    """Insert or update a case; ``arrived_seq`` counts only when the case is new (``pool.arrival_seq``)."""
     await connection.execute(
-        "INSERT INTO cases (case_id, pool_id, profile, version, traceparent) VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO cases (case_id, pool_id, profile, version, traceparent, arrived_seq)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (case_id) DO UPDATE SET pool_id = EXCLUDED.pool_id, profile = EXCLUDED.profile,"
         " version = EXCLUDED.version WHERE cases.version < EXCLUDED.version",
-        case_id, pool_id, json.dumps(profile), version, traceparent,
+        case_id, pool_id, json.dumps(profile), version, traceparent, arrived_seq,
     )
+
+
+async def record_input_position(connection: asyncpg.Connection, topic: str, partition: int, offset: int) -> None:
+    """Matching has applied this input record: raise its partition's watermark (same transaction as the effect)."""
+    await connection.execute(
+        'INSERT INTO input_positions (topic, partition, "offset") VALUES ($1, $2, $3)'
+        ' ON CONFLICT (topic, partition)'
+        ' DO UPDATE SET "offset" = GREATEST(input_positions."offset", EXCLUDED."offset")',
+        topic, partition, offset,
+    )
+
+
+async def input_positions(connection: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The watermark: the last applied input record per topic partition, in a stable order."""
+    rows = await connection.fetch('SELECT topic, partition, "offset" FROM input_positions ORDER BY topic, partition')
+    return [{"topic": row["topic"], "partition": row["partition"], "offset": row["offset"]} for row in rows]
 
 
 async def withdraw_case(connection: asyncpg.Connection, case_id: str) -> None:
@@ -142,16 +160,18 @@ async def insert_proposal(connection: asyncpg.Connection, *, proposal_id: str, c
     )
 
 
-async def pool_inputs(connection: asyncpg.Connection, pool_id: str) -> dict[str, list[asyncpg.Record]]:
-    """Everything one solve of a pool needs, read in one snapshot."""
+async def pool_inputs(connection: asyncpg.Connection, pool_id: str,
+                      as_of: date | None = None) -> dict[str, list[asyncpg.Record]]:
+    """Everything one solve of a pool needs, read in one snapshot; consents expire as of ``as_of`` (default:
+    the transaction's ``current_date``). Cases come in arrival order, ties by id (the solver's unit order)."""
     cases = await connection.fetch(
         "SELECT c.case_id, c.profile, c.arrived_seq, c.traceparent FROM cases c"
         " WHERE c.pool_id = $1 AND NOT c.withdrawn"
         " AND (EXISTS (SELECT 1 FROM proposals p WHERE p.case_id = c.case_id AND p.status IN ('approved', 'placed'))"
         "      OR EXISTS (SELECT 1 FROM matching_consents m WHERE m.case_id = c.case_id AND NOT m.withdrawn"
-        "                 AND (m.expires_on IS NULL OR m.expires_on >= current_date)))"
-        " ORDER BY c.arrived_seq",
-        pool_id,
+        "                 AND (m.expires_on IS NULL OR m.expires_on >= COALESCE($2::date, current_date))))"
+        " ORDER BY c.arrived_seq, c.case_id",
+        pool_id, as_of,
     )
     hosts = await connection.fetch(
         "SELECT host_id, profile, capacity FROM hosts WHERE pool_id = $1 ORDER BY host_id", pool_id

@@ -44,7 +44,7 @@ from services.audit.tree import subtree_root
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
 from tests.unit.audit.audit_samples import build_chain
-from tests.unit.audit.audit_scratch import centre_records, scratch_database
+from tests.unit.audit.audit_scratch import auditor_authorization, centre_records, scratch_database, token_authority
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,9 @@ def api(pool: asyncpg.Pool) -> httpx.AsyncClient:
     app.include_router(router)
     app.state.context = ServiceContext(settings=ServiceSettings(service_name="audit"), pool=pool,
                                        broker=None, relay=None, consumers=())  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit")
+    app.state.token_authority = token_authority()
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit",
+                             headers=auditor_authorization())
 
 
 async def test_each_checkpoint_signs_the_root_of_every_record_before_it(

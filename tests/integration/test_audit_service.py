@@ -28,7 +28,7 @@ from services.audit.publication import publish_pending
 from services.audit.recorder import Recorder
 from services.runtime.service import build_app
 from services.runtime.settings import ServiceSettings
-from tests.unit.audit.audit_scratch import centre_records, scratch_database
+from tests.unit.audit.audit_scratch import auditor_authorization, centre_records, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,8 @@ async def test_the_service_records_seals_and_publishes_what_the_broker_carries(
                 return latest[0].checkpoint.size if latest and latest[0].checkpoint.size == len(stream) else 0
 
             await eventually(sealed, what="every event recorded and sealed")
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit") as client:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit",
+                                         headers=auditor_authorization()) as client:
                 verdict = (await client.get("/audit/verify")).json()
                 proof = (await client.get("/audit/proofs/inclusion", params={"seq": 7})).json()
             messages = await eventually(lambda: _complete(kafka, stream), what="the audit topic")

@@ -21,7 +21,15 @@ from services.audit.api import router
 from services.audit.recorder import Recorder
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
-from tests.unit.audit.audit_scratch import START, centre_records, consumer_record, registered, scratch_database
+from tests.unit.audit.audit_scratch import (
+    START,
+    auditor_authorization,
+    centre_records,
+    consumer_record,
+    registered,
+    scratch_database,
+    token_authority,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +63,9 @@ async def test_the_timeline_over_http_tells_the_case_in_order(log: tuple[str, as
     app.include_router(router)
     app.state.context = ServiceContext(settings=ServiceSettings(service_name="audit"), pool=log[1],
                                        broker=None, relay=None, consumers=())  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit") as client:
+    app.state.token_authority = token_authority()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit",
+                                 headers=auditor_authorization()) as client:
         entries = (await client.get(f"/audit/cases/{CASE}/timeline")).json()
         unknown = (await client.get("/audit/cases/case-nobody/timeline")).json()
     assert [entry["step"] for entry in entries] == STEPS

@@ -41,12 +41,24 @@ from schemas.events import (
     SealedIdentity,
 )
 from services.audit import recorder as audit_recorder
+from services.runtime.access import TokenAuthority
 from services.runtime.database import create_pool, migrate
+from services.runtime.settings import ServiceSettings
 
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 MIGRATIONS = Path(audit_recorder.__file__).parent / "migrations"
 SCHEMA = "audit"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def token_authority() -> TokenAuthority:
+    """The authority the services build from the environment's settings (``build_app`` sets the same)."""
+    return TokenAuthority.from_settings(ServiceSettings())
+
+
+def auditor_authorization() -> dict[str, str]:
+    """The header of an auditor, the role every door of the audit API admits."""
+    return {"Authorization": f"Bearer {token_authority().issue('auditor-t', 'auditor')}"}
 
 
 def consumer_record(

@@ -38,3 +38,36 @@ def test_proposals_are_compared_case_by_case() -> None:
     assert difference.changed == ((Proposal("c2", "h2", 0.4), Proposal("c2", "h2", 0.41)),)
     assert difference.only_recorded == (Proposal("c3", "h3", 0.3),)
     assert difference.only_replayed == (Proposal("c3", "h9", 0.3), Proposal("c4", "h4", 0.2))
+
+
+def test_the_verdict_names_each_difference_and_what_the_run_explains() -> None:
+    from services.audit.replay import RecordedRun, judge, render_verdict
+
+    run = RecordedRun("run-1", {"pool_id": "pool-north"}, 4,
+                      (Proposal("c1", "h1", 0.5, {"score": 0.5}), Proposal("c2", "h2", 0.4, {"score": 0.4})),
+                      (("c5", "h5"),))
+    same = {"outcome": "solved", "proposals": [
+        {"case_id": "c1", "host_id": "h1", "score": 0.5, "explanation": {"score": 0.5}},
+        {"case_id": "c2", "host_id": "h2", "score": 0.4, "explanation": {"score": 0.4}},
+        # the solver proposed c3 in the run too, but the pool had changed: the run says it was not applied
+        {"case_id": "c3", "host_id": "h3", "score": 0.3}], "withdrawn": [{"case_id": "c5", "host_id": "h5"}],
+        "not_applied": ["c3"]}
+    verdict = judge(run, same)
+    assert verdict.identical and verdict.explained == ("c3",)
+    assert "IDENTICAL" in render_verdict(run, same, verdict)
+
+    other = {"outcome": "solved", "wall_limit_hit": True, "withdrawn": [], "proposals": [
+        {"case_id": "c1", "host_id": "h9", "score": 0.6, "explanation": {}},
+        {"case_id": "c2", "host_id": "h2", "score": 0.4, "explanation": {"score": 0.4, "binding": ["people"]}}]}
+    verdict = judge(run, other)
+    assert not verdict.identical
+    text = render_verdict(run, other, verdict)
+    assert "case c1: recorded host h1" in text and "case c1: replayed host h9" in text
+    assert "case c2, host h2" in text and "binding" in text
+    assert "case c5: the run withdrew its proposal on host h5" in text
+    assert "wall-clock limit" in text and "not by itself evidence" in text
+
+    mismatch = {"outcome": "inputs_differ", "recorded_digest": "aa", "rebuilt_digest": "bb",
+                "differing_parts": ["hosts"], "inputs": {"recorded": {"hosts": 2}, "rebuilt": {"hosts": 2}}}
+    text = render_verdict(run, mismatch, None)
+    assert "MISMATCH" in text and "differing part(s): hosts" in text
