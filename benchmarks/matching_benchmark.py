@@ -1,6 +1,7 @@
 """How good and how fast the matching engine is, on synthetic surge pools; prints one table.
 
     .venv/bin/python benchmarks/matching_benchmark.py [--skip-big] [--resolves 20] [--exact-instances 30]
+        [--only quality,stability,optimality,dynamic,speed]
 
 Not a test: the figures depend on the machine and on what else runs on it (docs/matching.md quotes a
 run and says on what). Every pool comes from ``deploy/local/synthetic.py`` (documented distributions,
@@ -9,7 +10,12 @@ fixed seeds) through ``services/matching/pool.py`` (see ``benchmarks/matching_po
 * quality: the engine against (a) first-come-first-served as a manual desk places, (b) a greedy that
   takes the best-scoring (case, host) pair first; welfare (sum of pair scores), emergency+urgent and
   vulnerable cases placed, cases placed, share placed in one of their top-3 preferred places (of
-  those who stated any), mean predicted prospects, blocking pairs;
+  those who stated any), mean predicted prospects, blocking pairs; and the engine's stable mode;
+* stability: the welfare and the stable mode side by side on pools whose hosts state language wishes
+  (blocking pairs, the proven fewest, what protection and welfare look like);
+* dynamic arrivals: the cases of a municipal pool arrive in 10 batches, each placed and fixed before the
+  next; the realised welfare (``realised_welfare``) of greedy, the plain re-solve and the dynamic
+  mode, as a share of the engine's with every case known at once (hindsight);
 * optimality: on small pools, the engine's protection levels and welfare against an independent
   formulation solved exactly by SciPy's HiGHS MILP (every compatible pair, no pruning);
 * speed: a full solve of 2,000 x 200 and of 20,000 x 2,000 (unless --skip-big), re-solves of a live
@@ -53,6 +59,14 @@ from services.matching.solver import PoolScores, SolveResult, blocking_pairs, so
 
 FULL = SolverParams(time_limit_s=10.0, wall_time_limit_s=60.0, relative_gap=0.01)
 BIG = SolverParams(time_limit_s=20.0, wall_time_limit_s=60.0, relative_gap=0.01)
+STABLE = dataclasses.replace(FULL, mechanism="stable")
+#: dynamic arrivals: (program, cases, hosts, batches). Municipal: on labour pools (employers with jobs)
+#: the hindsight solve's welfare phase stalls at a gap of 30 % and more, which would make it no yardstick
+DYNAMIC_POOL = ("municipal", 400, 100, 10)
+HINDSIGHT = SolverParams(time_limit_s=20.0, wall_time_limit_s=120.0, relative_gap=0.001)
+BATCH = SolverParams(time_limit_s=2.0, wall_time_limit_s=30.0, relative_gap=0.005)
+DYNAMIC = dataclasses.replace(BATCH, mechanism="dynamic", scenarios=8)
+PARTS = ("quality", "stability", "optimality", "dynamic", "speed")
 Row = tuple[str, ...]
 
 
@@ -65,9 +79,11 @@ def _demand(case: Any) -> tuple[int, int, int, int]:
     return (case.people, case.beds, int(case.needs_accessible), case.school_places)
 
 
-def greedy_best_score(snapshot: PoolSnapshot, weights: Weights) -> dict[str, str]:
+def greedy_best_score(snapshot: PoolSnapshot, weights: Weights,
+                      start: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every compatible pair by descending score (ties: case id, host id); take it if both are free
-    enough: the case is unplaced and the host still has room in every dimension."""
+    enough: the case is unplaced and the host still has room in every dimension. ``start`` holds
+    matches already made (they keep their host and use its capacity)."""
     cases = sorted(snapshot.cases, key=lambda c: c.case_id)
     hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
     scores = PoolScores(cases, hosts, snapshot.pool_id, snapshot.forbidden, weights)
@@ -76,7 +92,10 @@ def greedy_best_score(snapshot: PoolSnapshot, weights: Weights) -> dict[str, str
     order = np.lexsort((np.tile(np.arange(len(hosts)), len(cases)), np.repeat(np.arange(len(cases)), len(hosts)),
                         -score.ravel()))
     left = scores.capacity.copy()
-    assignments: dict[str, str] = {}
+    assignments: dict[str, str] = dict(start or {})
+    by_id = {c.case_id: c for c in cases}
+    for case_id, host_id in assignments.items():
+        left[scores.host_index[host_id]] -= np.array(_demand(by_id[case_id]))
     for flat in order:
         i, j = divmod(int(flat), len(hosts))
         if not np.isfinite(score[i, j]):
@@ -200,6 +219,104 @@ def engine_levels(snapshot: PoolSnapshot, result: SolveResult) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Dynamic arrivals against hindsight
+# --------------------------------------------------------------------------------------------------
+
+
+def realised_welfare(snapshot: PoolSnapshot, assignments: Mapping[str, str], weights: Weights) -> float:
+    """The objective of the dynamic comparison, from the host assignment alone, the same for every
+    method: the sum over placed cases of the weighted beneficiary preference, host preference, ties
+    and language prospects, plus the work (study) prospects share of every case that gets an open job
+    in a member's occupation (a study place) at its host. Jobs and study places at a host go to its
+    cases in arrival order, as they would when people arrive (Annie MOORE's objective is employment;
+    this is its analogue with the engine's whole welfare)."""
+    cases = {c.case_id: c for c in snapshot.cases}
+    hosts = {h.host_id: h for h in snapshot.hosts}
+    jobs_left = {h.host_id: dict(h.capacity.jobs) for h in snapshot.hosts}
+    study_left = {h.host_id: h.capacity.study_places for h in snapshot.hosts}
+    total = 0.0
+    for case_id in sorted(assignments, key=lambda c: (cases[c].arrived_seq, c)):
+        c, h = cases[case_id], hosts[assignments[case_id]]
+        parts = prospects_parts(c, h)
+        total += (weights.beneficiary_preference * beneficiary_preference(c, h)
+                  + weights.host_preference * host_preference(c, h) + weights.ties * ties(c, h)
+                  + weights.prospects * parts.language)
+        job = next((o for o in sorted(c.occupations) if jobs_left[h.host_id].get(o, 0) > 0), None)
+        if job is not None:
+            jobs_left[h.host_id][job] -= 1
+            total += weights.prospects * parts.work
+        if c.wants_study and study_left[h.host_id] > 0:
+            study_left[h.host_id] -= 1
+            total += weights.prospects * parts.study
+    return total
+
+
+def arrive_in_batches(pool: PoolSnapshot, batches: int,
+                      place: Callable[[PoolSnapshot, dict[str, str], int], dict[str, str]]) -> dict[str, str]:
+    """The cases of ``pool`` arrive in ``batches`` equal batches in arrival order; after each, ``place``
+    (the pool so far, with every earlier placement fixed, and the number of cases still to come)
+    returns the assignments, which are fixed before the next batch arrives. Cases left unplaced wait
+    and may be placed with a later batch."""
+    cases = sorted(pool.cases, key=lambda c: (c.arrived_seq, c.case_id))
+    placed: dict[str, str] = {}
+    for b in range(batches):
+        arrived = cases[: len(cases) * (b + 1) // batches]
+        snapshot = dataclasses.replace(pool, cases=tuple(arrived), fixed=dict(placed))
+        placed = dict(place(snapshot, placed, len(cases) - len(arrived)))
+    return placed
+
+
+def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, seed: int,
+                       hindsight_params: SolverParams, params: SolverParams, dynamic: SolverParams,
+                       weights: Weights) -> tuple[list[Row], str]:
+    """Hindsight (every case known at once), then greedy, the plain re-solve and the dynamic mode with
+    the cases arriving one batch at a time: realised welfare, its share of hindsight, cases placed."""
+    pool = synthetic_pool(n_cases, n_hosts, seed=seed, program=program)
+    began = time.perf_counter()
+    hindsight = solve(pool, hindsight_params)
+    hindsight_s = time.perf_counter() - began
+    best = realised_welfare(pool, hindsight.assignments, weights)
+    methods: dict[str, Callable[[PoolSnapshot, dict[str, str], int], dict[str, str]]] = {
+        "greedy best score, each batch": lambda s, placed, _: greedy_best_score(s, weights, placed),
+        "plain re-solve (welfare mode), each batch": lambda s, _, __: solve(s, params).assignments,
+        f"dynamic mode ({dynamic.scenarios} scenarios), each batch": lambda s, _, left: solve(
+            s, dataclasses.replace(dynamic, expected_arrivals=left)).assignments,
+    }
+    rows: list[Row] = [("method", "realised welfare", "share of hindsight", "placed", "emergency+urgent placed",
+                        "jobs taken", "seconds")]
+    rows.append(("hindsight: all cases known at once (engine)", f"{best:.1f}", "100.0 %",
+                 str(len(hindsight.assignments)), str(urgent_placed(pool, hindsight.assignments)),
+                 str(jobs_taken(pool, hindsight.assignments)), f"{hindsight_s:.1f}"))
+    for name, place in methods.items():
+        began = time.perf_counter()
+        assignments = arrive_in_batches(pool, batches, place)
+        seconds = time.perf_counter() - began
+        value = realised_welfare(pool, assignments, weights)
+        rows.append((name, f"{value:.1f}", f"{100 * value / best:.1f} %", str(len(assignments)),
+                     str(urgent_placed(pool, assignments)), str(jobs_taken(pool, assignments)), f"{seconds:.1f}"))
+    note = (f"hindsight run: {hindsight.status}, gap {100 * hindsight.gap:.2f} % on its own welfare objective")
+    return rows, note
+
+
+def urgent_placed(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:
+    return sum(c.urgency in ("emergency", "urgent") for c in snapshot.cases if c.case_id in assignments)
+
+
+def jobs_taken(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:
+    """Cases that get a job at their host, jobs going to the host's cases in arrival order."""
+    cases = {c.case_id: c for c in snapshot.cases}
+    jobs_left = {h.host_id: dict(h.capacity.jobs) for h in snapshot.hosts}
+    taken = 0
+    for case_id in sorted(assignments, key=lambda c: (cases[c].arrived_seq, c)):
+        left = jobs_left[assignments[case_id]]
+        job = next((o for o in sorted(cases[case_id].occupations) if left.get(o, 0) > 0), None)
+        if job is not None:
+            left[job] -= 1
+            taken += 1
+    return taken
+
+
+# --------------------------------------------------------------------------------------------------
 # Speed
 # --------------------------------------------------------------------------------------------------
 
@@ -277,15 +394,62 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def with_host_wishes(pool: PoolSnapshot) -> PoolSnapshot:
+    """The same pool where every host states a wish: households speaking its first language (sorted)."""
+    return dataclasses.replace(pool, hosts=tuple(dataclasses.replace(h, preferred_languages=frozenset(
+        {sorted(h.languages)[0]})) if h.languages else h for h in pool.hosts))
+
+
+def stability_rows(sizes: list[tuple[int, int]]) -> list[Row]:
+    """Welfare and stable mode side by side on pools whose hosts state language wishes."""
+    rows: list[Row] = [("pool (host language wishes)", "mode", "blocking pairs", "proven fewest >=", "placed",
+                        "emergency+urgent", "vulnerable", "welfare", "seconds", "stability")]
+    for n_cases, n_hosts in sizes:
+        pool = with_host_wishes(synthetic_pool(n_cases, n_hosts, seed=1))
+        for params in (FULL, STABLE):
+            seconds, result = timed(lambda s=pool, p=params: solve(s, p))  # type: ignore[misc]
+            protected = result.protected_placed
+            rows.append((f"{n_cases:,} x {n_hosts:,}", params.mechanism, str(result.blocking_pairs),
+                         "" if result.blocking_pairs_bound is None else str(result.blocking_pairs_bound),
+                         str(len(result.assignments)), str(protected["emergency"] + protected["urgent"]),
+                         str(protected["vulnerable"]), f"{result.objective:.1f}", f"{seconds:.1f}",
+                         result.stability))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-big", action="store_true", help="skip the 20,000 x 2,000 full solve")
     parser.add_argument("--resolves", type=int, default=20, help="capacity updates re-solved on the live pool")
     parser.add_argument("--exact-instances", type=int, default=30, help="small pools checked against HiGHS")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     weights = Weights()
     service = MatchingSettings().solver_params()
 
+    if "dynamic" in parts:
+        program, n_cases, n_hosts, batches = DYNAMIC_POOL
+        print(f"dynamic arrivals: {program} pool, {n_cases} cases x {n_hosts} hosts, seed 1, {batches} batches in "
+              f"arrival order; hindsight = the engine with every case known at once "
+              f"({HINDSIGHT.time_limit_s:g} det. units); batches {BATCH.time_limit_s:g} det. units each; "
+              f"dynamic: {DYNAMIC.scenarios} scenarios, seed {DYNAMIC.seed}, expected arrivals = cases still "
+              "to come", flush=True)
+        dynamic_rows, note = dynamic_comparison(program, n_cases, n_hosts, batches, 1, HINDSIGHT, BATCH, DYNAMIC,
+                                                weights)
+        print(table(dynamic_rows), f"\n{note}\n", flush=True)
+
+    if "stability" in parts:
+        print("stability: welfare and stable mode on municipal pools whose hosts wish for their first language, "
+              "seed 1", flush=True)
+        print(table(stability_rows([(60, 6), (300, 30), (2000, 200)])), "\n", flush=True)
+
+    if parts & {"quality", "speed"}:
+        quality_and_speed(args, parts, weights, service)
+
+
+def quality_and_speed(args: argparse.Namespace, parts: set[str], weights: Weights, service: SolverParams) -> None:
+    """The quality table (with the stable mode's row), the optimality check and the speed table."""
     print("quality: municipal pool, 2,000 cases x 200 hosts, seed 1", flush=True)
     pool = synthetic_pool(2000, 200, seed=1)
     seconds, engine = timed(lambda: solve(pool, FULL))
@@ -293,9 +457,11 @@ def main() -> None:
     solve(pool, FULL)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    stable = solve(pool, STABLE)
     methods = {"first come, first served (desk)": first_come_first_served(pool),
                "greedy best score": greedy_best_score(pool, weights),
-               "engine (protection first, then welfare)": engine.assignments}
+               "engine (protection first, then welfare)": engine.assignments,
+               "engine, stable mode (protection, fewest blocking pairs, welfare)": stable.assignments}
     rows: list[Row] = [("method", "welfare", "emergency+urgent placed", "vulnerable placed", "placed",
                         "top-3 place", "mean prospects", "blocking pairs")]
     for name, assignments in methods.items():
@@ -305,10 +471,12 @@ def main() -> None:
                      str(int(q["blocking"]))))
     print(table(rows), "\n", flush=True)
 
-    print(f"optimality: {args.exact_instances} small pools (8-18 cases, 2-4 hosts) against SciPy HiGHS", flush=True)
+    if "optimality" in parts:
+        print(f"optimality: {args.exact_instances} small pools (8-18 cases, 2-4 hosts) against SciPy HiGHS",
+              flush=True)
     agree_levels = agree_welfare = checked = 0
     worst = 0.0
-    for seed in range(args.exact_instances):
+    for seed in range(args.exact_instances if "optimality" in parts else 0):
         rng = random.Random(seed)
         small = synthetic_pool(rng.randint(8, 18), rng.randint(2, 4), seed=100 + seed)
         exact = exact_levels(small, weights)
@@ -326,6 +494,8 @@ def main() -> None:
                       "largest welfare shortfall"),
                      (str(checked), str(agree_levels), str(agree_welfare), f"{worst:.4f}")]), "\n", flush=True)
 
+    if "speed" not in parts:
+        return
     print("speed (2 shared cores; wall-clock seconds)", flush=True)
     speed: list[Row] = [("what", "seconds", "status", "gap", "placed", "notes")]
     speed.append(("full solve 2,000 x 200", f"{seconds:.1f}", engine.status, f"{100 * engine.gap:.2f} %",

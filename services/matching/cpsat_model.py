@@ -36,7 +36,8 @@ class Solved:
 
 
 class ArrayModel:
-    """``n`` boolean variables numbered 0..n-1, linear constraints and one objective to maximise."""
+    """``n`` boolean variables numbered 0..n-1 (more booleans and integers can be added), linear
+    constraints and one objective to maximise."""
 
     def __init__(self, n: int) -> None:
         self.model = cp_model.CpModel()
@@ -45,6 +46,26 @@ class ArrayModel:
         if n:
             self.proto.merge_text_format("variables { domain: [0, 1] }\n" * n)
 
+    def new_bools(self, count: int) -> range:
+        """``count`` more boolean variables, numbered after the existing ones."""
+        first = self.n
+        if count:
+            self.proto.merge_text_format("variables { domain: [0, 1] }\n" * count)
+            self.n += count
+        return range(first, first + count)
+
+    def new_ints(self, uppers: Sequence[int]) -> range:
+        """Integer variables in [0, upper], one per entry of ``uppers``, numbered after the existing ones."""
+        first = self.n
+        if len(uppers):
+            self.proto.merge_text_format("".join(f"variables {{ domain: [0, {int(u)}] }}\n" for u in uppers))
+            self.n += len(uppers)
+        return range(first, first + len(uppers))
+
+    def bool_or(self, literals: Ints) -> None:
+        """At least one literal true; literal ``-v - 1`` is the negation of variable ``v``."""
+        self.proto.constraints.add().bool_or.literals.extend([int(v) for v in literals])
+
     def at_most_one(self, variables: Ints) -> None:
         if len(variables) > 1:
             self.proto.constraints.add().at_most_one.literals.extend([int(v) for v in variables])
@@ -52,9 +73,12 @@ class ArrayModel:
     def exactly_one(self, variables: Ints) -> None:
         self.proto.constraints.add().exactly_one.literals.extend([int(v) for v in variables])
 
-    def linear(self, variables: Ints, coefficients: Ints, low: int, high: int) -> None:
-        """``low <= sum(coefficients * variables) <= high``."""
-        linear = self.proto.constraints.add().linear
+    def linear(self, variables: Ints, coefficients: Ints, low: int, high: int, only_if: int | None = None) -> None:
+        """``low <= sum(coefficients * variables) <= high`` (only when variable ``only_if`` is true, if given)."""
+        constraint = self.proto.constraints.add()
+        if only_if is not None:
+            constraint.enforcement_literal.append(int(only_if))
+        linear = constraint.linear
         linear.vars.extend([int(v) for v in variables])
         linear.coeffs.extend([int(c) for c in coefficients])
         linear.domain.extend([int(low), int(high)])
@@ -68,8 +92,9 @@ class ArrayModel:
         objective.scaling_factor = -1.0
 
     def hint(self, values: IntArray) -> None:
+        """Hint the first ``len(values)`` variables."""
         hint = self.proto.solution_hint
-        hint.vars.extend(range(self.n))
+        hint.vars.extend(range(len(values)))
         hint.values.extend(np.asarray(values, dtype=np.int64).tolist())
 
     def solve(self, *, deterministic_s: float, wall_s: float | None, seed: int, workers: int,

@@ -51,6 +51,43 @@ How a run works
    stand for. Fixing the set implies every protection level and gives CP-SAT a tight assignment
    relaxation; the price is that welfare cannot swap two equally-ranked cases.
 
+Mechanisms (``SolverParams.mechanism``)
+---------------------------------------
+* **welfare** (default): steps 1-4 above.
+* **stable**: no case and host should both rather be matched to each other than to what they got.
+  Under capacities in several dimensions a pairwise-stable matching may not exist, so the mode
+  *minimises* the number of blocking pairs and says how close it came. Order: the protection levels
+  (emergency, urgent, vulnerable, number placed - unchanged, never traded for stability; stability
+  is sought among the solutions that keep them), then the fewest blocking pairs, then arrival
+  seniority (after stability here: a host's justified wish outranks the arrival tie-break), then
+  welfare with the placed set fixed and no more blocking pairs than found. A swap repair
+  (``_swap_wanted_in``) gives the exact model its hint. The blocking indicators are exact: one per
+  compatible (case, host) pair counted as :func:`blocking_pairs` counts it (see ``_add_blocking``),
+  minimised by CP-SAT; the better of the repair and the model by the exact count is kept. Why
+  CP-SAT and not deferred acceptance: with capacity in several dimensions, linked households and
+  protection levels to keep, deferred acceptance has no stability guarantee and would need a repair
+  step anyway, while the exact model proves the fewest blocking pairs on pools of tens of cases
+  (``blocking_pairs_bound``; when it is above zero and proven, the result says that no stable
+  matching keeps the protection levels) and lowers them on hundreds. On pools of thousands of cases
+  the stability phase may end at its budget without improving on the protection solution; the
+  result then says the minimum is not proven. Candidates are pruned as in step 1,
+  so claims hold over the candidate hosts (the result says so when pruning removed any).
+* **dynamic** (Annie MOORE style: Ahani, Gölz, Procaccia, Teytelboym, Trapp): cases arrive over a
+  period whose capacity is set, so a place taken now by a case that did not need it is missing for
+  a later case that does. After protection (real cases only, unchanged) and the plain welfare
+  solution, a two-stage sample-average plan: ``scenarios`` samples of the future, each
+  ``min(expected_arrivals, FUTURE_SAMPLE)`` phantom cases drawn (seeded) from the attributes of the
+  pool's ``arrival_history`` latest arrivals, each standing for an equal share of the expected
+  arrivals (integer counts per host). Real placements are shared by all scenarios; each scenario's
+  phantoms compete for what the real cases leave, jobs and study places included. The objective is
+  real welfare plus the mean over scenarios of the phantoms' welfare and a placement value
+  (``FUTURE_PLACEMENT_VALUE`` times the largest pair score: protection will place them first when
+  they arrive). Only real cases are proposed; objective, bound and gap are the plan's. The plain
+  welfare solution is the plan's hint and is kept when the plan finds nothing.
+
+Every result reports its blocking pairs (``SolveResult.blocking_pairs``) and a sentence on
+stability (``SolveResult.stability``), in every mode.
+
 Budget: ``time_limit_s`` deterministic units in all; the protection levels share at most half of
 it (each level an equal share of what is left), the welfare phase gets the rest.
 
@@ -64,6 +101,7 @@ the host simply has no room left in that dimension, and the result carries a war
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import time
 import zlib
@@ -110,6 +148,14 @@ ROOM_SHARE: Final = 3
 #: CANDIDATE_BUDGET / top_k units (6,000 with the defaults) nothing changes. Never below MIN_TOP_K.
 CANDIDATE_BUDGET: Final = 180_000
 MIN_TOP_K: Final = 9
+#: Dynamic mode: phantom cases per scenario at most; each then stands for several expected arrivals
+#: (an integer count per host), which keeps the plan's model small however many are expected.
+FUTURE_SAMPLE: Final = 60
+#: Stable mode: passes of the swap repair before the exact model.
+SWAP_PASSES: Final = 3
+#: Dynamic mode: what placing one future case is worth in the plan, besides its pair score, in units
+#: of the largest possible pair score (the sum of the criterion weights).
+FUTURE_PLACEMENT_VALUE: Final = 1.0
 #: Cases scored at once (rows x hosts matrices; bounds memory on big pools).
 CHUNK: Final = 256
 #: Capacity dimensions a household always uses (optional offers - jobs, study - are separate).
@@ -345,6 +391,17 @@ class SolveResult:
     explanations: dict[str, Explanation]
     phases: tuple[PhaseRecord, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: "welfare", "stable" or "dynamic" (``SolverParams.mechanism``)
+    mechanism: str = "welfare"
+    #: blocking pairs of this solution (``blocking_pairs``), in every mode
+    blocking_pairs: int = 0
+    #: stable mode: proven lower bound on the blocking pairs of any solution that keeps the protection
+    #: levels (over the candidate hosts); None in the other modes
+    blocking_pairs_bound: int | None = None
+    #: one sentence on stability: stable, how close it came, whether a stable matching can exist
+    stability: str = ""
+    #: dynamic mode: the mean number of phantom future cases the plan placed per scenario
+    future_placed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for events and the audit stream."""
@@ -361,7 +418,9 @@ class SolveResult:
                  "deterministic_time": p.deterministic_time, "wall_time_s": p.wall_time_s}
                 for p in self.phases
             ],
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "mechanism": self.mechanism,
+            "blocking_pairs": self.blocking_pairs, "blocking_pairs_bound": self.blocking_pairs_bound,
+            "stability": self.stability, "future_placed": self.future_placed,
         }
 
 
@@ -385,6 +444,34 @@ class _Level:
     weights: IntArray  # per unit
     bound: int  # the value if every unit with a candidate host were placed
     units: IntArray  # the units a solve of this level needs (the others cannot change any level so far)
+
+
+@dataclass(frozen=True, slots=True)
+class _Definition:
+    """How an auxiliary variable of the stable mode follows from the placements (for complete hints):
+    ``at_least``: sum(coefficients * x[positions]) >= need; ``any``: some x[positions]; ``clauses``:
+    true when every literal of some clause is false (a blocking indicator)."""
+
+    var: int
+    kind: str
+    positions: list[int] = field(default_factory=list)
+    coefficients: list[int] = field(default_factory=list)
+    need: int = 0
+    clauses: list[list[int]] = field(default_factory=list)
+
+
+def _complete(definitions: Sequence[_Definition], values: IntArray) -> None:
+    """Fill in the auxiliary variables of ``values`` from its placements, in definition order."""
+    def literal(v: int) -> int:
+        return int(values[v]) if v >= 0 else 1 - int(values[-v - 1])
+
+    for d in definitions:
+        if d.kind == "at_least":
+            values[d.var] = int(sum(c * values[p] for c, p in zip(d.coefficients, d.positions, strict=True)) >= d.need)
+        elif d.kind == "any":
+            values[d.var] = int(any(values[p] for p in d.positions))
+        else:
+            values[d.var] = int(any(not any(literal(v) for v in clause) for clause in d.clauses))
 
 
 def _spread(case_keys: IntArray, host_keys: IntArray) -> IntArray:
@@ -421,6 +508,11 @@ class _Run:
         self.det_budget = params.time_limit_s
         self.det_used = 0.0
         self.proven = True
+        #: a case lost an allowed host with room to top-K pruning (stability claims then hold over candidates)
+        self.pruned = False
+        #: stable mode: the fewest blocking pairs found, its proven lower bound, and whether it is proven
+        self.blocking_found: int | None = None
+        self.blocking_lower: int | None = None
 
     # -- capacity left after the fixed matches ----------------------------------------------------
 
@@ -545,6 +637,8 @@ class _Run:
                 extra = np.argpartition(-other, spare - 1)[:spare] if n_hosts > spare else np.arange(n_hosts)
                 extra = extra[other[extra] >= 0]
                 chosen = np.concatenate([chosen, extra[np.lexsort((extra, -other[extra]))]])
+            if int(allowed[r].sum()) > len(chosen):
+                self.pruned = True
             p = int(pending[r])
             if p >= 0 and allowed[r, p] and p not in set(chosen.tolist()):
                 chosen = np.concatenate([chosen, [p]])
@@ -729,7 +823,11 @@ class _Run:
     # -- phase 1: protection ------------------------------------------------------------------------
 
     def levels(self) -> list[_Level]:
-        """Protection levels in lexicographic order, as per-unit integer weights (empty ones dropped)."""
+        """Protection levels in lexicographic order, as per-unit integer weights (empty ones dropped).
+
+        In stable mode the last level is the number placed alone: arrival seniority is then sought
+        after stability (see the module docstring), and its per-unit weights are kept in
+        ``self.unit_seniority``."""
         # cases holding a pending proposal count as earliest, so that arrival order (a tie-break)
         # never withdraws a proposal that is under review
         free = sorted({i for u in self.units for i in u.members},
@@ -748,10 +846,12 @@ class _Run:
         # trouble for the LP), and one solve replaces two.
         big = int(seniority.sum()) + 1
         placed_then_arrival = placed * big + seniority
+        self.unit_seniority = np.array([int(seniority[list(u.members)].sum()) for u in self.units], dtype=np.int64)
+        last = (("placed", placed) if self.params.mechanism == "stable"
+                else ("placed_then_arrival", placed_then_arrival))
         levels = []
         relevant = np.zeros(len(self.units), dtype=bool)
-        for name, per_case in (("emergency", emergency), ("urgent", urgent), ("vulnerable", vulnerable),
-                               ("placed_then_arrival", placed_then_arrival)):
+        for name, per_case in (("emergency", emergency), ("urgent", urgent), ("vulnerable", vulnerable), last):
             weights = np.array([int(per_case[list(u.members)].sum()) for u in self.units], dtype=np.int64)
             weights = np.where(has_candidates, weights, 0)
             # a level's optimum only depends on the units that count in it or in an earlier level:
@@ -767,6 +867,7 @@ class _Run:
         levels = self.levels()
         self.greedy_start(levels)
         floors: list[int] = []
+        self.protection = (levels, floors)
         for k, level in enumerate(levels):
             value = self._values([level], self.choice)[0]
             name = f"protect:{level.name}"
@@ -849,7 +950,7 @@ class _Run:
                     taken[q] = 1
         return taken
 
-    def welfare(self) -> tuple[float, float, str]:
+    def welfare(self, budget: float | None = None) -> tuple[float, float, str]:
         """Maximise weighted welfare minus disruption, with protection fixed. Returns objective, bound, status."""
         # protection decided *who* is placed: fix that set, so welfare only decides *where*. This
         # implies every protection level; the welfare LP is a tight assignment relaxation.
@@ -883,14 +984,25 @@ class _Run:
         offset = self.disruption * n_pending
         gains = np.concatenate([self.x_gain[positions], np.asarray(self.offer_gain, dtype=np.int64)])
         model.maximize(range(len(gains)), gains.tolist(), -offset)
+        if self.blocking_found is not None:
+            # stable mode: no more blocking pairs than the stability phase found
+            indicators, constant, definitions = self._add_blocking(model, placed_units, positions)
+            model.linear(indicators, [1] * len(indicators), 0, max(self.blocking_found - constant, 0))
         x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
         offers_hint = self._greedy_offers(x_hint)
-        model.hint(np.concatenate([x_hint, offers_hint]))
-        budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
+        full_hint = np.zeros(model.n, dtype=np.int64)
+        full_hint[: len(positions) + len(offers_hint)] = np.concatenate([x_hint, offers_hint])
+        if self.blocking_found is not None:
+            _complete(definitions, full_hint)
+        model.hint(full_hint)
+        if budget is None:
+            budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
+        if self.blocking_found is not None:
+            budget = max(self.det_budget - self.det_used, self.det_budget * 0.1)
         solved = self._run_model("welfare", model, budget, self.params.relative_gap, SCORE_SCALE)
         if solved.values is not None and solved.objective is not None and solved.bound is not None:
             x = solved.values[: len(positions)]
-            self.offer_taken = solved.values[len(positions):]
+            self.offer_taken = solved.values[len(positions):len(positions) + len(self.offers)]
             on = np.flatnonzero(x)
             self.choice[self.x_unit[positions[on]]] = positions[on]
             return solved.objective / SCORE_SCALE, solved.bound / SCORE_SCALE, solved.status
@@ -905,6 +1017,491 @@ class _Run:
         ceiling = int(unit_best[placed_units].sum())
         value = float(gains @ np.concatenate([x_hint, offers_hint]) - offset) / SCORE_SCALE
         return value, (ceiling - offset) / SCORE_SCALE, solved.status
+
+    # -- stable mode: fewest blocking pairs, then arrival, then welfare ---------------------------------
+
+    def _add_blocking(self, model: ArrayModel, units: IntArray,
+                      positions: IntArray) -> tuple[list[int], int, list[_Definition]]:
+        """Blocking indicators for ``model``, whose first ``len(positions)`` variables place ``units``
+        (every other unit keeps ``self.choice``, fixed matches stay). Returns the indicator variables
+        and the number of pairs that block whatever the model decides.
+
+        A pair (case i, host j) counts exactly as :func:`blocking_pairs` counts it: compatible and not
+        declined, i is not at j and prefers j (``beneficiary_preference``; unplaced prefers any), and j
+        has room for i in every dimension or prefers i (``host_preference``) to a case it holds. With
+        ``a[i, v]`` = "i sits at a host it likes at least v", ``f[j, d, t]`` = "j's load in dimension d
+        is at least t" and ``c[j, v]`` = "j holds a case it likes less than v", the pair's indicator
+        ``b`` must be true when ``not a and not any f`` (room) or ``not a and c`` (wanted): two
+        clauses. Minimising the sum of the ``b`` makes each one exactly the pair's blocking status;
+        ``a``, ``f`` and ``c`` are only allowed to be true when what they say holds. The definitions
+        are returned too, so that ``_complete`` can turn a hint of the placements into a full hint.
+        """
+        definitions: list[_Definition] = []
+        n_hosts = len(self.hosts)
+        cases, hosts = self.cases, self.hosts
+        in_model = np.zeros(len(self.units), dtype=bool)
+        in_model[units] = True
+        unit_of = np.full(len(cases), -1, dtype=np.int64)
+        for u, unit in enumerate(self.units):
+            unit_of[list(unit.members)] = u
+        # what does not depend on the model: fixed matches and units outside it
+        const_host = np.full(len(cases), -1, dtype=np.int64)
+        for case_id, host_id in self.snapshot.fixed.items():
+            i, j = self.case_index.get(case_id), self.host_index.get(host_id)
+            if i is not None and j is not None:
+                const_host[i] = j
+        const_load = self.used.copy()  # fixed usage (the result has not been taken yet)
+        for u in np.flatnonzero(~in_model & (self.choice >= 0)).tolist():
+            host = int(self.x_host[self.choice[u]])
+            const_host[list(self.units[u].members)] = host
+            const_load[host] += self.unit_demand[u]
+        least_wanted = np.full(n_hosts, np.inf)
+        for held in np.flatnonzero(const_host >= 0).tolist():
+            host = int(const_host[held])
+            least_wanted[host] = min(least_wanted[host], host_preference(cases[held], hosts[host]))
+        # the model's positions: host, demand, and the least wanted member there
+        pos_host = self.x_host[positions]
+        pos_demand = self.unit_demand[self.x_unit[positions]]
+        pos_least = np.array([min(host_preference(cases[i], hosts[int(pos_host[p])])
+                                  for i in self.units[int(self.x_unit[q])].members)
+                              for p, q in enumerate(positions.tolist())], dtype=np.float64)
+        at_host: dict[int, list[int]] = defaultdict(list)
+        for p, j in enumerate(pos_host.tolist()):
+            at_host[j].append(p)
+        local_of_unit = {int(u): k for k, u in enumerate(units.tolist())}
+        unit_first = np.concatenate([[0], np.cumsum(self.start[units + 1] - self.start[units])]).astype(np.int64)
+        max_load = const_load.copy()
+        np.add.at(max_load, pos_host, pos_demand)
+        capacity = self.scores.capacity
+
+        TRUE, FALSE = -1, -2  # constant literals
+        full_var: dict[tuple[int, int, int], int] = {}
+        liked_var: dict[tuple[int, float], int] = {}
+        holds_var: dict[tuple[int, float], int] = {}
+
+        def full(j: int, d: int, t: int) -> int:
+            """Literal "host j's load in dimension d is at least t"."""
+            if t <= const_load[j, d]:
+                return TRUE
+            if t > max_load[j, d]:
+                return FALSE
+            key = (j, d, t)
+            if key not in full_var:
+                (var,) = model.new_bools(1)
+                mine = [p for p in at_host[j] if pos_demand[p, d] > 0]
+                need = int(t - const_load[j, d])
+                model.linear(mine, pos_demand[mine, d], need, int(max_load[j, d]), only_if=var)
+                definitions.append(_Definition(var, "at_least", mine, pos_demand[mine, d].tolist(), need))
+                full_var[key] = var
+            return full_var[key]
+
+        def liked(i: int, v: float, bp_row: FloatArray) -> int:
+            """Literal "case i (of a unit in the model) sits at a host it likes at least v"."""
+            key = (i, v)
+            if key not in liked_var:
+                u = local_of_unit[int(unit_of[i])]
+                local = np.arange(unit_first[u], unit_first[u + 1])
+                mine = local[bp_row[pos_host[local]] >= v]
+                if not len(mine):
+                    liked_var[key] = FALSE
+                else:
+                    (var,) = model.new_bools(1)
+                    model.linear([*mine.tolist(), var], [1] * len(mine) + [-1], 0, len(mine))
+                    definitions.append(_Definition(var, "any", mine.tolist()))
+                    liked_var[key] = var
+            return liked_var[key]
+
+        def holds_less_wanted(j: int, v: float) -> int:
+            """Literal "host j holds a case it likes less than v"."""
+            if least_wanted[j] < v:
+                return TRUE
+            key = (j, v)
+            if key not in holds_var:
+                mine = [p for p in at_host[j] if pos_least[p] < v]
+                if not mine:
+                    holds_var[key] = FALSE
+                else:
+                    (var,) = model.new_bools(1)
+                    model.linear([*mine, var], [1] * len(mine) + [-len(mine)], -len(mine), 0)
+                    definitions.append(_Definition(var, "any", mine))
+                    holds_var[key] = var
+            return holds_var[key]
+
+        indicators: list[int] = []
+        constant = 0
+        for start in range(0, len(cases), CHUNK):
+            chunk = list(range(start, min(start + CHUNK, len(cases))))
+            rows = self.scores.rows(chunk)
+            for r, i in enumerate(chunk):
+                free = unit_of[i] >= 0 and in_model[unit_of[i]]
+                now = int(const_host[i])
+                bp_row = rows.beneficiary_preference[r]
+                demand = _demand(cases[i])
+                for j in np.flatnonzero(rows.allowed[r]).tolist():
+                    v = float(bp_row[j])
+                    if free:
+                        a = liked(i, v, bp_row)
+                        if a == TRUE:
+                            continue
+                        stay = [] if a == FALSE else [a]
+                    else:
+                        if now == j or (now >= 0 and v <= bp_row[now]):
+                            continue
+                        stay = []
+                    fulls = [full(j, d, int(capacity[j, d]) - demand[d] + 1) for d in range(len(DEMAND_DIMENSIONS))]
+                    room = FALSE if TRUE in fulls else (TRUE if all(f == FALSE for f in fulls) else None)
+                    wanted = holds_less_wanted(j, float(rows.host_preference[r, j]))
+                    if room == TRUE or wanted == TRUE:
+                        if not stay:
+                            constant += 1
+                            continue
+                        (b,) = model.new_bools(1)
+                        model.bool_or([b, *stay])
+                        indicators.append(b)
+                        definitions.append(_Definition(b, "clauses", clauses=[stay]))
+                        continue
+                    if room == FALSE and wanted == FALSE:
+                        continue
+                    (b,) = model.new_bools(1)
+                    indicators.append(b)
+                    clauses = []
+                    if room is None:
+                        clauses.append([*stay, *(f for f in fulls if f != FALSE)])
+                    if wanted != FALSE:
+                        clauses.append([*stay, -wanted - 1])
+                    for clause in clauses:
+                        model.bool_or([b, *clause])
+                    definitions.append(_Definition(b, "clauses", clauses=clauses))
+        return indicators, constant, definitions
+
+    def _assignments(self, choice: IntArray) -> dict[str, str]:
+        out = dict(self.snapshot.fixed)
+        for u in np.flatnonzero(choice >= 0).tolist():
+            for i in self.units[u].members:
+                out[self.cases[i].case_id] = self.hosts[int(self.x_host[choice[u]])].host_id
+        return out
+
+    def _swap_wanted_in(self) -> None:
+        """A repair pass before the exact model, whose search alone gets nowhere on big pools: while a
+        host holds a single-case unit it wants less (``host_preference``) than an unplaced single case
+        of the same urgency and vulnerability that has the host among its candidates and fits once
+        the other leaves, swap them (every protection level stays). Kept only if it lowers the exact
+        number of blocking pairs; it is then the model's hint."""
+        before = blocking_pairs(self.snapshot, self._assignments(self.choice))
+        if not before:
+            return
+        choice = self.choice.copy()
+        single = np.array([len(u.members) == 1 for u in self.units], dtype=bool)
+        used = np.zeros_like(self.remaining)
+        placed = np.flatnonzero(choice >= 0)
+        np.add.at(used, self.x_host[choice[placed]], self.unit_demand[placed])
+        wish = {}  # (unit, host) -> host preference, for single units
+        for u in np.flatnonzero(single).tolist():
+            case = self.cases[self.units[u].members[0]]
+            for p in range(int(self.start[u]), int(self.start[u + 1])):
+                wish[(u, int(self.x_host[p]))] = (host_preference(case, self.hosts[int(self.x_host[p])]), p)
+
+        def kind(u: int) -> tuple[str, bool]:
+            case = self.cases[self.units[u].members[0]]
+            return case.urgency, case.vulnerable
+
+        at: dict[int, set[int]] = defaultdict(set)  # host -> placed single units
+        for m in np.flatnonzero((choice >= 0) & single).tolist():
+            at[int(self.x_host[choice[m]])].add(m)
+
+        for _ in range(SWAP_PASSES):
+            swapped = False
+            waiting = [u for u in np.flatnonzero(single & (choice < 0)).tolist() if self.start[u + 1] > self.start[u]]
+            for u in waiting:
+                best: tuple[float, int, int] | None = None
+                for p in range(int(self.start[u]), int(self.start[u + 1])):
+                    j = int(self.x_host[p])
+                    wanted = wish[(u, j)][0]
+                    for m in sorted(at[j]):
+                        if kind(m) != kind(u):
+                            continue
+                        gain = wanted - wish[(m, j)][0]
+                        room = self.remaining[j] - used[j] + self.unit_demand[m] - self.unit_demand[u]
+                        if gain > 0 and (room >= 0).all() and (best is None or gain > best[0]):
+                            best = (gain, m, p)
+                if best is not None:
+                    _, m, p = best
+                    j = int(self.x_host[p])
+                    used[j] += self.unit_demand[u] - self.unit_demand[m]
+                    choice[u], choice[m] = p, -1
+                    at[j].discard(m)
+                    at[j].add(u)
+                    swapped = True
+            if not swapped:
+                break
+        if blocking_pairs(self.snapshot, self._assignments(choice)) < before:
+            self.choice = choice
+
+    def stabilise(self) -> None:
+        """Stable mode, after protection: minimise the number of blocking pairs among the solutions
+        that keep every protection level, then maximise arrival seniority among those, so that the
+        welfare phase starts from the placed set found here."""
+        levels, floors = self.protection
+        self._swap_wanted_in()
+        units = np.flatnonzero(np.array([len(u.hosts) > 0 for u in self.units], dtype=bool))
+        model, positions = self._assignment_model(units, exactly=False)
+        local_unit = np.repeat(np.arange(len(units)), self.start[units + 1] - self.start[units])
+        for level, floor in zip(levels, floors, strict=True):
+            coefficients = level.weights[units][local_unit]
+            keep = np.flatnonzero(coefficients)
+            model.linear(keep, coefficients[keep], floor, int(coefficients.sum()))
+        indicators, constant, definitions = self._add_blocking(model, units, positions)
+
+        def full_hint(choice: IntArray) -> IntArray:
+            values = np.zeros(model.n, dtype=np.int64)
+            values[: len(positions)] = choice[units][local_unit] == positions
+            _complete(definitions, values)
+            return values
+
+        def choice_of(values: IntArray) -> IntArray:
+            choice = np.full(len(self.units), -1, dtype=np.int64)
+            on = np.flatnonzero(values[: len(positions)])
+            choice[units[local_unit[on]]] = positions[on]
+            return choice
+
+        model.maximize(indicators, [-1] * len(indicators), -constant)
+        model.hint(full_hint(self.choice))
+        solved = self._run_model("stable:blocking_pairs", model, (self.det_budget - self.det_used) / 3, 0.0, 1)
+        # the fewest found: the solver's solution or its hint, by the exact count (in a solution that
+        # is not proven optimal, indicators may be true without need)
+        best, fewest = self.choice, blocking_pairs(self.snapshot, self._assignments(self.choice))
+        if solved.values is not None:
+            found = choice_of(solved.values)
+            count = blocking_pairs(self.snapshot, self._assignments(found))
+            if count < fewest:
+                best, fewest = found, count
+        self.blocking_found = fewest
+        self.blocking_lower = max(0, -round(solved.bound)) if solved.bound is not None else 0
+        self.choice = best
+        # among the solutions with that few blocking pairs: arrival seniority, as protection does
+        model.linear(indicators, [1] * len(indicators), 0, max(fewest - constant, 0))
+        model.proto.clear_objective()
+        model.proto.clear_solution_hint()
+        seniority = self.unit_seniority[units][local_unit]
+        keep = np.flatnonzero(seniority)
+        model.maximize(keep, seniority[keep])
+        model.hint(full_hint(best))
+        again = self._run_model("stable:arrival", model, (self.det_budget - self.det_used) / 2, 0.0, 1)
+        if again.values is not None:
+            self.choice = choice_of(again.values)
+
+    # -- dynamic mode: plan for the arrivals still expected -------------------------------------------
+
+    def sample_future(self) -> None:
+        """Phantom future cases, per scenario: ``min(expected_arrivals, FUTURE_SAMPLE)`` cases drawn
+        with replacement (seeded) from the ``arrival_history`` latest arrivals of the pool, fixed ones
+        included. Each keeps everything of the case it copies but its id and links, and stands for
+        ``self.future_count[k]`` future cases (the expected arrivals shared out evenly), so the plan
+        has integer counts per (phantom, host) instead of one variable per expected case."""
+        params = self.params
+        history = sorted(self.cases, key=lambda c: (c.arrived_seq, c.case_id))[-params.arrival_history:]
+        self.future: list[Case] = []
+        self.future_scenario: list[int] = []
+        self.future_count: list[int] = []
+        if not history or not params.expected_arrivals:
+            return
+        rng = np.random.default_rng(params.seed)
+        last = max(c.arrived_seq for c in history)
+        sample = min(params.expected_arrivals, FUTURE_SAMPLE)
+        share, extra = divmod(params.expected_arrivals, sample)
+        for s in range(params.scenarios):
+            for k, drawn in enumerate(rng.integers(0, len(history), size=sample).tolist()):
+                template = history[drawn]
+                self.future.append(dataclasses.replace(template, case_id=f"~future-{s}-{k:06d}",
+                                                       linked_case_ids=frozenset(), arrived_seq=last + 1 + k))
+                self.future_scenario.append(s)
+                self.future_count.append(share + (1 if k < extra else 0))
+
+    def _future_candidates(self) -> tuple[list[IntArray], list[IntArray], IntArray, IntArray]:
+        """Candidate hosts and integer gains of every phantom case (like ``_single_units``), plus a
+        placement value (the largest possible pair score): the plan values placing a future case
+        above any fit of a present one, as protection will when that case arrives."""
+        w = self.params.weights
+        scores = PoolScores(tuple(self.future), self.hosts, self.snapshot.pool_id, frozenset(), w)
+        value = round(FUTURE_PLACEMENT_VALUE * SCORE_SCALE
+                      * (w.beneficiary_preference + w.host_preference + w.prospects + w.ties))
+        hosts_of: list[IntArray] = []
+        gains_of: list[IntArray] = []
+        job = np.zeros(len(self.future), dtype=np.int64)
+        study = np.zeros(len(self.future), dtype=np.int64)
+        for start in range(0, len(self.future), CHUNK):
+            chunk = list(range(start, min(start + CHUNK, len(self.future))))
+            rows = scores.rows(chunk)
+            base, job_bonus, study_bonus = scores.integer_rows(rows)
+            job[chunk] = job_bonus
+            study[chunk] = study_bonus
+            potential = base + job_bonus[:, None] * rows.work_open + study_bonus[:, None] * rows.study_open
+            demand = np.array([_demand(self.future[k]) for k in chunk], dtype=np.int64).reshape(len(chunk), 4)
+            keys = np.array([_key(self.future[k].case_id) for k in chunk], dtype=np.int64)
+            pending = np.full(len(chunk), -1, dtype=np.int64)
+            pruned = self.pruned
+            for r, chosen in enumerate(self._top(rows.allowed & self._fits(demand), potential, pending, keys)):
+                hosts_of.append(chosen)
+                gains_of.append((base[r, chosen] + value).astype(np.int64))
+            self.pruned = pruned  # phantoms' pruning says nothing about real cases
+        return hosts_of, gains_of, job, study
+
+    def dynamic_welfare(self) -> tuple[float, float, str]:
+        """Welfare with the real placed set fixed, and the phantom future cases of every scenario
+        competing for what the real cases leave (two-stage sample average: the real placements are
+        shared by all scenarios, each scenario's phantoms get their own copy of the capacity). The
+        objective is real welfare plus the mean over scenarios of the phantoms' welfare and placement
+        value; only real cases are proposed. ``y[phantom, host]`` counts the future cases of that
+        phantom placed there (0..its count), ``z[phantom, host, offer]`` those taking a job or study
+        place there."""
+        n_scenarios = self.params.scenarios
+        # first the plain welfare solution: the plan's hint, and what is kept if the plan finds nothing
+        plain = self.welfare(budget=max(self.det_budget - self.det_used, self.det_budget * 0.5) / 2)
+        plain_offers = self.offer_taken
+        placed_units = np.flatnonzero(self.choice >= 0)
+        positions = self._positions(placed_units)
+        n_real = len(positions)
+        hosts_of, gains_of, job_bonus, study_bonus = self._future_candidates()
+        sizes = [len(h) for h in hosts_of]
+        f_case = np.repeat(np.arange(len(self.future)), sizes).astype(np.int64)
+        f_host = np.concatenate(hosts_of or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        f_gain = np.concatenate(gains_of or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        f_scenario = np.asarray(self.future_scenario, dtype=np.int64)[f_case] if len(f_case) else f_case
+        f_count = np.asarray(self.future_count, dtype=np.int64)[f_case] if len(f_case) else f_case
+        f_demand = np.array([_demand(self.future[k]) for k in f_case.tolist()], dtype=np.int64).reshape(-1, 4)
+        n_future = len(f_host)
+        self._offers(positions, n_real + n_future)
+        # the phantoms' optional offers: (phantom, host, occupation or None), gain, position
+        f_offers: list[tuple[int, int, str | None]] = []
+        f_offer_gain: list[int] = []
+        f_offer_position: list[int] = []
+        for q, (k, j) in enumerate(zip(f_case.tolist(), f_host.tolist(), strict=True)):
+            case = self.future[k]
+            for o in sorted(case.occupations):
+                if o in self.jobs_left[j] and job_bonus[k] > 0:
+                    f_offers.append((k, j, o))
+                    f_offer_gain.append(int(job_bonus[k]))
+                    f_offer_position.append(q)
+            if case.wants_study and self.study_left[j] > 0 and study_bonus[k] > 0:
+                f_offers.append((k, j, None))
+                f_offer_gain.append(int(study_bonus[k]))
+                f_offer_position.append(q)
+        model = ArrayModel(n_real)
+        model.new_ints(f_count.tolist())  # y, numbered n_real + q
+        first_real_offer = model.n
+        model.new_bools(len(self.offers))
+        first_future_offer = model.n
+        model.new_ints([self.future_count[k] for k, _, _ in f_offers])  # z
+        offset = 0
+        for u in placed_units.tolist():
+            size = int(self.start[u + 1] - self.start[u])
+            model.exactly_one(range(offset, offset + size))
+            offset += size
+        first_of = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        for k in range(len(self.future)):
+            mine = np.arange(first_of[k], first_of[k + 1]) + n_real
+            if len(mine) > 1:
+                model.linear(mine, [1] * len(mine), 0, self.future_count[k])
+        # capacity: the real placements, plus each scenario's phantoms in turn
+        real_host = self.x_host[positions]
+        real_demand = self.unit_demand[self.x_unit[positions]]
+        for j in range(len(self.hosts)):
+            real = np.flatnonzero(real_host == j)
+            for s in range(n_scenarios):
+                future = np.flatnonzero((f_host == j) & (f_scenario == s))
+                if s and not len(future):
+                    continue  # implied by scenario 0's constraint (phantom coefficients are >= 0)
+                variables = np.concatenate([real, future + n_real])
+                for d in range(len(DEMAND_DIMENSIONS)):
+                    coefficients = np.concatenate([real_demand[real, d], f_demand[future, d] * f_count[future]])
+                    if coefficients.sum() > self.remaining[j, d]:
+                        keep = coefficients > 0
+                        model.linear(variables[keep], np.concatenate([real_demand[real, d], f_demand[future, d]])[keep],
+                                     0, int(self.remaining[j, d]))
+        # offers: only where placed, one job per case, within open jobs and study places per scenario
+        jobs: dict[tuple[int, str, int], list[int]] = defaultdict(list)
+        study: dict[tuple[int, int], list[int]] = defaultdict(list)
+        real_jobs: dict[tuple[int, str], list[int]] = defaultdict(list)
+        real_study: dict[int, list[int]] = defaultdict(list)
+        for local, mine_offers in enumerate(self.position_offers):
+            per_case: dict[int, list[int]] = defaultdict(list)
+            for q in mine_offers:
+                i, j, offered = self.offers[q]
+                var = first_real_offer + q
+                if offered is None:
+                    real_study[j].append(var)
+                    model.linear([var, local], [1, -1], -1, 0)
+                else:
+                    real_jobs[(j, offered)].append(var)
+                    per_case[i].append(var)
+            for lits in per_case.values():
+                model.linear([*lits, local], [1] * len(lits) + [-1], -1, 0)
+        by_position: dict[int, list[int]] = defaultdict(list)
+        for q, ((k, j, occupation), position) in enumerate(zip(f_offers, f_offer_position, strict=True)):
+            var = first_future_offer + q
+            s = self.future_scenario[k]
+            if occupation is None:
+                study[(j, s)].append(var)
+                model.linear([var, n_real + position], [1, -1], -self.future_count[k], 0)
+            else:
+                jobs[(j, occupation, s)].append(var)
+                by_position[position].append(var)
+        for position, lits in by_position.items():
+            count = int(f_count[position])
+            model.linear([*lits, n_real + position], [1] * len(lits) + [-1], -count, 0)
+        future_counts = {first_future_offer + q: self.future_count[k] for q, (k, _, _) in enumerate(f_offers)}
+        for (j, o), lits in real_jobs.items():
+            if len(lits) > self.jobs_left[j][o] and not any((j, o, s) in jobs for s in range(n_scenarios)):
+                model.linear(lits, [1] * len(lits), 0, self.jobs_left[j][o])
+        for (j, occupation, _), lits in jobs.items():
+            both = real_jobs.get((j, occupation), []) + lits
+            if sum(future_counts.get(v, 1) for v in both) > self.jobs_left[j][occupation]:
+                model.linear(both, [1] * len(both), 0, self.jobs_left[j][occupation])
+        for j, lits in real_study.items():
+            if len(lits) > self.study_left[j] and not any((j, s) in study for s in range(n_scenarios)):
+                model.linear(lits, [1] * len(lits), 0, int(self.study_left[j]))
+        for (j, _), lits in study.items():
+            both = real_study.get(j, []) + lits
+            if sum(future_counts.get(v, 1) for v in both) > self.study_left[j]:
+                model.linear(both, [1] * len(both), 0, int(self.study_left[j]))
+        # objective: real welfare counts once in every scenario, each phantom in its own
+        n_pending = int((self.pending_host >= 0).sum())
+        offset = self.disruption * n_pending * n_scenarios
+        gains = np.concatenate([self.x_gain[positions] * n_scenarios, f_gain,
+                                np.asarray(self.offer_gain, dtype=np.int64) * n_scenarios,
+                                np.asarray(f_offer_gain, dtype=np.int64)])
+        model.maximize(range(len(gains)), gains.tolist(), -offset)
+        x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
+        # phantoms in the hint: each scenario's, in order, as many as fit at their best candidates
+        future_hint = np.zeros(n_future, dtype=np.int64)
+        real_used = np.zeros_like(self.remaining)
+        np.add.at(real_used, real_host[x_hint == 1], real_demand[x_hint == 1])
+        left_by_scenario = [self.remaining - real_used for _ in range(n_scenarios)]
+        for k in range(len(self.future)):
+            left, wanted = left_by_scenario[self.future_scenario[k]], self.future_count[k]
+            for q in range(int(first_of[k]), int(first_of[k + 1])):
+                j = int(f_host[q])
+                while wanted and (f_demand[q] <= left[j]).all():
+                    left[j] -= f_demand[q]
+                    future_hint[q] += 1
+                    wanted -= 1
+        model.hint(np.concatenate([x_hint, future_hint, plain_offers, np.zeros(len(f_offers), dtype=np.int64)]))
+        budget = max(self.det_budget - self.det_used, self.det_budget * 0.25)
+        scale = SCORE_SCALE * n_scenarios
+        # no gap limit: the phantoms dominate the plan's objective, so a relative gap on it would
+        # leave the real cases' part (what is proposed) unoptimised
+        solved = self._run_model("dynamic:welfare_and_future", model, budget, 0.0, scale)
+        self.future_placed = 0.0
+        if solved.values is not None and solved.objective is not None and solved.bound is not None:
+            x = solved.values[:n_real]
+            self.future_placed = float(solved.values[n_real:n_real + n_future].sum()) / n_scenarios
+            self.offer_taken = solved.values[first_real_offer:first_future_offer]
+            on = np.flatnonzero(x)
+            self.choice[self.x_unit[positions[on]]] = positions[on]
+            return solved.objective / scale, solved.bound / scale, solved.status
+        # nothing within the budget: the plain welfare solution stays
+        self.offer_taken = plain_offers
+        return plain
 
     # -- result -------------------------------------------------------------------------------------
 
@@ -946,6 +1543,12 @@ class _Run:
         elif status not in ("OPTIMAL", "FEASIBLE"):
             status = "FEASIBLE"  # welfare found nothing: the last feasible solution is kept
         gap = abs(bound - objective) / max(1.0, abs(objective))
+        blocking = blocking_pairs(self.snapshot, assignments)
+        if self.params.mechanism == "stable" and not len(self.x_host):
+            self.blocking_found = self.blocking_lower = blocking  # nothing can move: the only solution
+        stability = self._stability(blocking)
+        if self.params.mechanism == "stable" and blocking:
+            self.warnings.append(stability)
         return SolveResult(
             assignments=assignments, new_proposals=new_proposals, withdrawn=withdrawn,
             jobs=dict(sorted(self.job_of.items())), study_places=tuple(sorted(self.study_of)),
@@ -953,8 +1556,26 @@ class _Run:
             objective=objective, bound=bound, gap=gap, status=status,
             duration_s=time.perf_counter() - self.started, solver_version=_SOLVER_VERSION,
             inputs_digest=digest, protected_placed=protected, explanations=self.explain(assignments),
-            phases=tuple(self.phases), warnings=tuple(self.warnings),
+            phases=tuple(self.phases), warnings=tuple(self.warnings), mechanism=self.params.mechanism,
+            blocking_pairs=blocking,
+            blocking_pairs_bound=self.blocking_lower if self.params.mechanism == "stable" else None,
+            stability=stability, future_placed=getattr(self, "future_placed", None),
         )
+
+    def _stability(self, blocking: int) -> str:
+        """The sentence a run reports about stability (see ``SolveResult.stability``)."""
+        if blocking == 0:
+            return "stable: no case and host would both rather be matched to each other"
+        if self.params.mechanism != "stable":
+            return f"{blocking} blocking pairs ({self.params.mechanism} mode does not seek stability)"
+        over = " over the candidate hosts" if self.pruned else ""
+        if self.blocking_found is None or self.blocking_lower is None:
+            return f"{blocking} blocking pairs: the stability phase found no solution within its budget"
+        if self.blocking_lower > 0:
+            return (f"no stable matching keeps the protection levels{over}: every such matching has at "
+                    f"least {self.blocking_lower} blocking pairs; this one has {blocking}")
+        return (f"{blocking} blocking pairs; whether a stable matching keeps the protection levels is not "
+                "proven (the stability phase ended at its budget)")
 
     def explain(self, assignments: Mapping[str, str]) -> dict[str, Explanation]:
         """One explanation per placed case (see explanation.py)."""
@@ -1071,7 +1692,13 @@ def solve(snapshot: PoolSnapshot, params: SolverParams | None = None) -> SolveRe
     run.build_units()
     if len(run.x_host):
         run.protect()
-        objective, bound, status = run.welfare()
+        if params.mechanism == "stable":
+            run.stabilise()
+        if params.mechanism == "dynamic" and params.expected_arrivals:
+            run.sample_future()
+            objective, bound, status = run.dynamic_welfare()
+        else:
+            objective, bound, status = run.welfare()
     else:
         objective = bound = -run.disruption * int((run.pending_host >= 0).sum()) / SCORE_SCALE
         status = "OPTIMAL"

@@ -81,7 +81,11 @@ def linked_groups(snapshot: PoolSnapshot) -> list[set[str]]:
 @PROPERTY
 @given(pools(min_size=1))
 def test_solutions_respect_every_hard_constraint(snapshot: PoolSnapshot) -> None:
-    result = solve(snapshot, FAST)
+    check_hard_constraints(snapshot, solve(snapshot, FAST))
+
+
+def check_hard_constraints(snapshot: PoolSnapshot, result: SolveResult) -> None:
+    """Every hard constraint and every bookkeeping rule of a result (shared with the other modes' tests)."""
     cases = {c.case_id: c for c in snapshot.cases}
     hosts = {h.host_id: h for h in snapshot.hosts}
 

@@ -1,0 +1,229 @@
+"""The stable and dynamic mechanisms: blocking pairs counted right, the fewest of them found (checked
+against enumeration), no stable matching reported as such, protection levels the same in every mode,
+and the dynamic plan keeping a scarce place for the arrivals that need it."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from services.matching.model import Capacity, PoolSnapshot, SolverParams, compatible, inputs_digest
+from services.matching.solver import SolveResult, blocking_pairs, solve
+from tests.unit.matching.pools import pools
+from tests.unit.matching.test_solver import case, check_hard_constraints, host, naive_blocking_pairs, pool
+
+WELFARE = SolverParams(time_limit_s=10.0)
+STABLE = SolverParams(time_limit_s=10.0, mechanism="stable")
+DYNAMIC = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=3, scenarios=2)
+TINY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def protected(result: SolveResult) -> dict[str, int]:
+    """The levels every mode keeps: emergency, urgent and vulnerable cases placed, and cases placed."""
+    return dict(result.protected_placed)
+
+
+def feasible_assignments(snapshot: PoolSnapshot) -> list[dict[str, str]]:
+    """Every assignment of a fresh pool (no fixed, pending or linked cases) within every capacity."""
+    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
+    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
+    options = [[None, *[h for h in hosts if compatible(c, h) is None
+                        and (c.case_id, h.host_id) not in snapshot.forbidden]] for c in cases]
+    out = []
+    for choice in itertools.product(*options):
+        used: dict[str, list[int]] = {}
+        fits = True
+        for c, h in zip(cases, choice, strict=True):
+            if h is None:
+                continue
+            total = used.setdefault(h.host_id, [0, 0, 0, 0])
+            for d, amount in enumerate((c.people, c.beds, int(c.needs_accessible), c.school_places)):
+                total[d] += amount
+            cap = h.capacity
+            fits = fits and all(t <= limit for t, limit in zip(
+                total, (cap.people, cap.beds, cap.accessible_units, cap.school_places), strict=True))
+        if fits:
+            out.append({c.case_id: h.host_id for c, h in zip(cases, choice, strict=True) if h is not None})
+    return out
+
+
+def levels(snapshot: PoolSnapshot, assignments: dict[str, str]) -> tuple[int, int, int, int]:
+    cases = {c.case_id: c for c in snapshot.cases}
+    placed = [cases[c] for c in assignments]
+    return (sum(c.urgency == "emergency" for c in placed), sum(c.urgency == "urgent" for c in placed),
+            sum(c.vulnerable for c in placed), len(placed))
+
+
+def fewest_blocking_pairs(snapshot: PoolSnapshot) -> tuple[int, int]:
+    """(fewest blocking pairs of any assignment, fewest among those with the best protection levels)."""
+    counted = [(levels(snapshot, a), naive_blocking_pairs(snapshot, a)) for a in feasible_assignments(snapshot)]
+    best = max(level for level, _ in counted)
+    return min(n for _, n in counted), min(n for level, n in counted if level == best)
+
+
+# --------------------------------------------------------------------------------------------------
+# Blocking pairs, hand-checked
+# --------------------------------------------------------------------------------------------------
+
+
+def test_blocking_pairs_hand_checked_with_capacity_in_several_dimensions() -> None:
+    # one host, 4 people and 1 school place, that wants Ukrainian speakers: a and b speak it and
+    # each need the school place; c does not and needs none
+    a = case("a", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
+    b = case("b", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
+    c = case("c", people=2, beds=2)
+    h = host("h", capacity=Capacity(people=4, beds=4, school_places=1), preferred_languages=frozenset({"uk"}))
+    snapshot = pool([a, b, c], [h])
+    # a and c placed: b (unplaced) has no room, but h prefers b to c: 1
+    assert blocking_pairs(snapshot, {"a": "h", "c": "h"}) == 1
+    # a alone: c fits (2 people left, no school place needed) and blocks; b does not fit (school
+    # place taken) and h does not prefer b to a: 1
+    assert blocking_pairs(snapshot, {"a": "h"}) == 1
+    # c alone: a and b both fit: 2
+    assert blocking_pairs(snapshot, {"c": "h"}) == 2
+    # nobody: all three fit: 3
+    assert blocking_pairs(snapshot, {}) == 3
+
+
+def test_welfare_mode_reports_blocking_pairs_and_stable_mode_removes_them() -> None:
+    # both rank p1 first; h1 (p1) wants Arabic speakers (b). a speaks h1's language and has family
+    # at p1, so welfare puts a at h1; then (b, h1) blocks. b at h1, a at h2 is stable.
+    a = case("a", preferred_places=("p1", "p2"), languages=frozenset({"uk"}), tie_places=frozenset({"p1"}))
+    b = case("b", preferred_places=("p1", "p2"), languages=frozenset({"ar"}), arrived_seq=1)
+    h1 = host("h1", place="p1", preferred_languages=frozenset({"ar"}), languages=frozenset({"uk"}))
+    h2 = host("h2", place="p2")
+    snapshot = pool([a, b], [h1, h2])
+    welfare = solve(snapshot, WELFARE)
+    assert welfare.assignments == {"a": "h1", "b": "h2"}
+    assert welfare.blocking_pairs == 1 and welfare.mechanism == "welfare"
+    assert welfare.blocking_pairs_bound is None
+    stable = solve(snapshot, STABLE)
+    assert stable.assignments == {"a": "h2", "b": "h1"}
+    assert stable.blocking_pairs == 0 and stable.blocking_pairs_bound == 0
+    assert stable.stability.startswith("stable")
+    assert protected(stable) == protected(welfare)
+    assert stable.objective < welfare.objective  # stability costs welfare here
+
+
+def test_stable_mode_says_when_no_stable_matching_exists() -> None:
+    """Capacity in two dimensions: a and b cannot share the one school place. Every assignment has a
+    blocking pair (enumerated), while with two school places {a, b} would be stable."""
+    a = case("a", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
+    b = case("b", people=2, beds=2, school_places=1, languages=frozenset({"uk"}), arrived_seq=1)
+    c = case("c", people=2, beds=2, arrived_seq=2)
+    h = host("h", capacity=Capacity(people=4, beds=4, school_places=1), preferred_languages=frozenset({"uk"}))
+    snapshot = pool([a, b, c], [h])
+    assert fewest_blocking_pairs(snapshot) == (1, 1)
+    roomier = pool([a, b, c], [dataclasses.replace(h, capacity=Capacity(people=4, beds=4, school_places=2))])
+    assert fewest_blocking_pairs(roomier)[0] == 0
+
+    result = solve(snapshot, STABLE)
+    assert result.blocking_pairs == 1 and result.blocking_pairs_bound == 1
+    assert next(p for p in result.phases if p.name == "stable:blocking_pairs").status == "OPTIMAL"
+    assert result.stability.startswith("no stable matching keeps the protection levels")
+    assert result.stability in result.warnings
+    assert protected(result) == protected(solve(snapshot, WELFARE))
+
+
+# --------------------------------------------------------------------------------------------------
+# Properties on random pools
+# --------------------------------------------------------------------------------------------------
+
+
+@TINY
+@given(pools(min_size=1, max_cases=5, max_hosts=3, with_state=False))
+def test_stable_mode_finds_the_fewest_blocking_pairs_and_keeps_protection(snapshot: PoolSnapshot) -> None:
+    """Against enumeration of every assignment: the stable mode's blocking pairs are the fewest among
+    the assignments with the best protection levels, and its levels equal the welfare mode's."""
+    welfare, stable = solve(snapshot, WELFARE), solve(snapshot, STABLE)
+    assert protected(stable) == protected(welfare)
+    _, fewest = fewest_blocking_pairs(snapshot)
+    assert stable.blocking_pairs == fewest == stable.blocking_pairs_bound
+    assert stable.blocking_pairs <= welfare.blocking_pairs
+    assert welfare.blocking_pairs == naive_blocking_pairs(snapshot, welfare.assignments)
+    assert (stable.blocking_pairs == 0) == stable.stability.startswith("stable")
+
+
+@TINY
+@given(pools(min_size=1))
+def test_stable_and_dynamic_modes_respect_every_hard_constraint(snapshot: PoolSnapshot) -> None:
+    """With fixed, pending, declined and linked cases: every hard constraint holds, the levels equal
+    the welfare mode's, and the stable mode's count is exactly what its model minimised."""
+    welfare = solve(snapshot, WELFARE)
+    for params in (STABLE, DYNAMIC):
+        result = solve(snapshot, params)
+        check_hard_constraints(snapshot, result)
+        assert protected(result) == protected(welfare)
+        assert not any(c.startswith("~future") for c in result.assignments)
+        assert result.blocking_pairs == blocking_pairs(snapshot, result.assignments)
+    stable = solve(snapshot, STABLE)
+    phase = next((p for p in stable.phases if p.name == "stable:blocking_pairs"), None)
+    if phase is not None and phase.status == "OPTIMAL":
+        assert stable.blocking_pairs == stable.blocking_pairs_bound
+
+
+# --------------------------------------------------------------------------------------------------
+# Dynamic mode
+# --------------------------------------------------------------------------------------------------
+
+
+def accessible_pool() -> PoolSnapshot:
+    """Nine earlier arrivals needed an accessible unit (placed, fixed, at a full host); now e, who needs
+    none, arrives and ranks the last free accessible unit's place (p1) above p2."""
+    earlier = [case(f"f{k}", needs_accessible=True, arrived_seq=k) for k in range(9)]
+    full = host("x", place="p3", capacity=Capacity(people=9, beds=9, accessible_units=9))
+    accessible = host("a", place="p1", capacity=Capacity(people=1, beds=1, accessible_units=1))
+    plain = host("b", place="p2")
+    e = case("e", preferred_places=("p1", "p2"), arrived_seq=9)
+    return pool([*earlier, e], [full, accessible, plain], fixed={f.case_id: "x" for f in earlier})
+
+
+def test_the_dynamic_plan_keeps_a_scarce_accessible_unit_for_the_arrival_that_needs_it() -> None:
+    snapshot = accessible_pool()
+    later = case("n", needs_accessible=True, arrived_seq=10)
+
+    # plain re-solve (welfare), one arrival at a time: e takes the accessible unit, n then has none
+    first = solve(snapshot, WELFARE)
+    assert first.assignments["e"] == "a"
+    then = dataclasses.replace(snapshot, cases=(*snapshot.cases, later), fixed={**snapshot.fixed, "e": "a"})
+    assert "n" in solve(then, WELFARE).unplaced
+
+    # dynamic: one more arrival is expected, drawn from the recent mix (mostly needing access)
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=1, scenarios=4)
+    planned = solve(snapshot, params)
+    assert planned.assignments["e"] == "b"
+    assert planned.mechanism == "dynamic" and planned.future_placed is not None and planned.future_placed > 0
+    assert protected(planned) == protected(first)
+    then = dataclasses.replace(snapshot, cases=(*snapshot.cases, later), fixed={**snapshot.fixed, "e": "b"})
+    assert solve(then, WELFARE).assignments["n"] == "a"
+
+
+def test_dynamic_mode_is_deterministic_and_recorded() -> None:
+    snapshot = accessible_pool()
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=2, scenarios=3, seed=7)
+    first, again = solve(snapshot, params), solve(snapshot, params)
+    assert first.assignments == again.assignments and first.objective == again.objective
+    assert first.inputs_digest == again.inputs_digest
+    digests = {inputs_digest(snapshot, p) for p in (
+        params, dataclasses.replace(params, expected_arrivals=3), dataclasses.replace(params, scenarios=4),
+        dataclasses.replace(params, arrival_history=5), dataclasses.replace(params, mechanism="welfare"),
+        dataclasses.replace(params, mechanism="stable"))}
+    assert len(digests) == 6
+    assert json.dumps(first.to_dict(), allow_nan=False)
+    # no expected arrivals: the dynamic mode is the welfare mode
+    none = solve(snapshot, dataclasses.replace(params, expected_arrivals=0))
+    assert none.assignments == solve(snapshot, dataclasses.replace(params, mechanism="welfare")).assignments
+
+
+def test_unknown_mechanism_and_bad_dynamic_parameters_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        SolverParams(mechanism="fair")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        SolverParams(expected_arrivals=-1)
+    with pytest.raises(ValueError):
+        SolverParams(scenarios=0)
+
