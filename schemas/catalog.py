@@ -18,6 +18,7 @@ TOPIC_OF: Final[dict[type[e.Event], str]] = {
     e.IdentityRead: t.CASES,
     e.HostRegistered: t.HOSTS,
     e.CapacityUpdated: t.HOSTS,
+    e.HostUpdated: t.HOSTS,
     e.DataUseConsentRecorded: t.CONSENTS,
     e.DataUseConsentWithdrawn: t.CONSENTS,
     e.MatchProposed: t.PROPOSALS,

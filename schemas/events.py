@@ -118,6 +118,25 @@ class HostProfile(Contract):
     excluded_case_ids: list[Identifier] = Field(default_factory=list, max_length=100)
 
 
+class HostAttributes(Contract):
+    """A host's profile without its capacity: what the partner that owns the host may change as a whole.
+
+    Capacity stays out on purpose: it changes only through its own absolute, versioned updates
+    (``centre.host.capacity-updated.v1``), so a profile change can never undo or race a capacity change.
+    The fields are ``HostProfile``'s, but for ``capacity``.
+    """
+
+    host_type: HostType
+    place: Label
+    medical_services: list[Label] = Field(default_factory=list, max_length=30)
+    language_support: bool = False
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
+    communities: list[Label] = Field(default_factory=list, max_length=20)
+    max_household_size: int | None = Field(default=None, ge=1, le=30)
+    preferred_languages: list[LanguageCode] = Field(default_factory=list, max_length=10)
+    excluded_case_ids: list[Identifier] = Field(default_factory=list, max_length=100)
+
+
 class CaseRegistered(Event):
     type: ClassVar[str] = "centre.case.registered.v1"
     key_field: ClassVar[str] = "case_id"
@@ -204,6 +223,22 @@ class CapacityUpdated(Event):
     pool_id: Identifier
     version: int = Field(ge=1)
     capacity: Capacity
+
+
+class HostUpdated(Event):
+    """A host's profile (all but its capacity) replaced by the partner that owns it, as a whole.
+
+    ``version`` counts the profile's changes (registration is version 1) and is apart from the capacity's
+    own version; a consumer applies a version only above the one it holds, so a replay changes nothing.
+    """
+
+    type: ClassVar[str] = "centre.host.updated.v1"
+    key_field: ClassVar[str] = "host_id"
+
+    host_id: Identifier
+    pool_id: Identifier
+    version: int = Field(ge=2)
+    profile: HostAttributes
 
 
 # --- Partner submissions (inbound, validated by intake) --------------------------------------------

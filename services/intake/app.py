@@ -27,6 +27,7 @@ from services.intake.model import (
     CaseRegistration,
     ErasureReceipt,
     ErasureRequest,
+    HostProfileChange,
     HostRegistration,
     IdentityDisclosure,
     ProfileChange,
@@ -166,6 +167,30 @@ async def update_capacity(host_id: Identifier, change: CapacityChange, request: 
             await handlers.update_capacity(connection, host_id, change, source=context.source)
     except handlers.CapacityRefused as refusal:
         code = status.HTTP_404_NOT_FOUND if refusal.unknown_host else status.HTTP_409_CONFLICT
+        raise HTTPException(code, str(refusal)) from None
+    return {"host_id": host_id, "version": change.version}
+
+
+@router.put("/hosts/{host_id}/profile",
+            responses={403: {"description": "the host belongs to another organisation"},
+                       404: {"description": "no such host"},
+                       409: {"description": "the version is not the host's current profile version plus one"},
+                       422: {"description": "bad input, e.g. a capacity in the profile (it has its own route)"}})
+async def update_host_profile(host_id: Identifier, change: HostProfileChange, request: Request,
+                              caller: HostOwner) -> dict[str, Any]:
+    """Replace the host's profile (services, languages, preferences, exclusions, place, maximum household
+    size...) as a whole, without its capacity, which changes only through ``PUT /hosts/{id}/capacity``.
+    Matching re-solves the host's pool with it: a pending proposal the host can no longer take is withdrawn
+    and its case proposed elsewhere."""
+    context = context_of(request)
+    try:
+        async with context.pool.acquire() as connection, connection.transaction():
+            host = await store.host_for_update(connection, host_id)
+            if host is not None:
+                caller.refuse_unless_speaks_for(host["organisation_id"], f"host {host_id!r}")
+            await handlers.update_host_profile(connection, host_id, change, source=context.source)
+    except handlers.ChangeRefused as refusal:
+        code = status.HTTP_404_NOT_FOUND if refusal.unknown else status.HTTP_409_CONFLICT
         raise HTTPException(code, str(refusal)) from None
     return {"host_id": host_id, "version": change.version}
 

@@ -21,12 +21,19 @@ from schemas.events import (
     CaseUpdated,
     CaseWithdrawn,
     HostRegistered,
+    HostUpdated,
     IdentityField,
     IdentityRead,
     SealedIdentity,
 )
 from services.intake import store
-from services.intake.model import CapacityChange, CaseRegistration, HostRegistration, ProfileChange
+from services.intake.model import (
+    CapacityChange,
+    CaseRegistration,
+    HostProfileChange,
+    HostRegistration,
+    ProfileChange,
+)
 from services.runtime.outbox import record_event
 from services.runtime.sealing import new_case_key, open_identity, seal_identity, unwrap_case_key, wrap_case_key
 
@@ -167,6 +174,27 @@ async def update_capacity(
     await record_event(
         connection,
         CapacityUpdated(host_id=host_id, pool_id=host["pool_id"], version=change.version, capacity=change.capacity),
+        source=source,
+    )
+
+
+async def update_host_profile(connection: asyncpg.Connection, host_id: str, change: HostProfileChange, *,
+                              source: str) -> None:
+    """Replace a host's profile (all but its capacity); the version must be the next one, so no change is lost
+    unseen. The caller has checked who may change the host (``store.host_for_update`` locks the row)."""
+    host = await store.host_for_update(connection, host_id)
+    if host is None:
+        raise ChangeRefused(f"no host {host_id!r}", unknown=True)
+    if change.version != host["version"] + 1:
+        raise ChangeRefused(
+            f"version {change.version} does not follow the host's current profile version {host['version']}:"
+            f" someone changed it since you last read it; send the whole profile as it should be now with"
+            f" version {host['version'] + 1}"
+        )
+    await store.set_host_profile(connection, host_id, change.version, change.profile.model_dump(mode="json"))
+    await record_event(
+        connection,
+        HostUpdated(host_id=host_id, pool_id=host["pool_id"], version=change.version, profile=change.profile),
         source=source,
     )
 

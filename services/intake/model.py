@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, model_validator
 
 from schemas.events import (
     Capacity,
     CaseProfile,
     Contract,
+    HostAttributes,
     HostProfile,
     Identifier,
     IdentityField,
@@ -58,6 +59,27 @@ class ProfileChange(Contract):
 
     version: int = Field(ge=2, le=2**31 - 1, description="The case's current version plus one.")
     profile: CaseProfile
+
+
+class HostProfileChange(Contract):
+    """A host's profile as the partner that owns it wants it now, as a whole, without its capacity.
+
+    Capacity is not part of it: it changes only through ``PUT /hosts/{id}/capacity`` (absolute values with a
+    version of their own). A body that names a ``capacity`` here is refused (422) rather than half-applied.
+    """
+
+    version: int = Field(ge=2, le=2**31 - 1, description="The host's current profile version plus one "
+                         "(registration is version 1; capacity changes do not count).")
+    profile: HostAttributes
+
+    @model_validator(mode="before")
+    @classmethod
+    def _capacity_has_its_own_route(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("profile"), dict) and "capacity" in data["profile"]:
+            raise ValueError("a host's capacity is not part of its profile change: change it with"
+                             " PUT /hosts/{id}/capacity (absolute values with a version of their own),"
+                             " and send the profile here without it")
+        return data
 
 
 class Withdrawal(Contract):

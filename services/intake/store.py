@@ -138,7 +138,7 @@ async def insert_host(
 
 async def host_for_update(connection: asyncpg.Connection, host_id: str) -> asyncpg.Record | None:
     return await connection.fetchrow(
-        "SELECT host_id, pool_id, organisation_id, capacity_version FROM hosts WHERE host_id = $1 FOR UPDATE",
+        "SELECT host_id, pool_id, organisation_id, capacity_version, version FROM hosts WHERE host_id = $1 FOR UPDATE",
         host_id,
     )
 
@@ -148,4 +148,14 @@ async def set_capacity(connection: asyncpg.Connection, host_id: str, version: in
         "UPDATE hosts SET capacity_version = $2, profile = jsonb_set(profile, '{capacity}', $3::jsonb)"
         " WHERE host_id = $1",
         host_id, version, json.dumps(capacity),
+    )
+
+
+async def set_host_profile(connection: asyncpg.Connection, host_id: str, version: int,
+                           attributes: dict[str, Any]) -> None:
+    """Replace a host's profile but for its capacity, which stays as its own versioned updates left it."""
+    await connection.execute(
+        "UPDATE hosts SET version = $2, profile = $3::jsonb || jsonb_build_object('capacity', profile->'capacity')"
+        " WHERE host_id = $1",
+        host_id, version, json.dumps(attributes),
     )

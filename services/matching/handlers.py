@@ -17,6 +17,7 @@ from schemas.events import (
     Event,
     HostRegistered,
     HostResponded,
+    HostUpdated,
     PlacementConfirmed,
     ProposalWithdrawn,
     ResponseExpired,
@@ -95,6 +96,15 @@ async def on_host_registered(event: HostRegistered, delivery: Delivery) -> None:
 async def on_capacity_updated(event: CapacityUpdated, delivery: Delivery) -> None:
     if await store.set_capacity(delivery.connection, event.host_id, event.version,
                                 event.capacity.model_dump(mode="json")):
+        await store.mark_dirty(delivery.connection, event.pool_id)
+
+
+async def on_host_updated(event: HostUpdated, delivery: Delivery) -> None:
+    """The host's profile changed (its capacity did not): the pool is solved again with it, and a pending
+    proposal the host can no longer take (a service gone, the household now too large, the case excluded)
+    is withdrawn by that re-solve and its case proposed elsewhere."""
+    if await store.set_host_profile(delivery.connection, event.host_id, event.version,
+                                    event.profile.model_dump(mode="json")):
         await store.mark_dirty(delivery.connection, event.pool_id)
 
 

@@ -59,6 +59,7 @@ from schemas.events import (
     Event,
     HostRegistered,
     HostResponded,
+    HostUpdated,
     MatchProposed,
     PlacementConfirmed,
     ProposalWithdrawn,
@@ -226,13 +227,21 @@ def _host_registered(state: State, event: HostRegistered, record: Record) -> Non
     if event.host_id not in state.hosts:
         profile = event.profile.model_dump(mode="json")
         state.hosts[event.host_id] = {"pool_id": event.pool_id, "profile": profile,
-                                      "capacity": profile["capacity"], "capacity_version": 1}
+                                      "capacity": profile["capacity"], "capacity_version": 1, "version": 1}
 
 
 def _capacity_updated(state: State, event: CapacityUpdated, record: Record) -> None:
     host = state.hosts.get(event.host_id)
     if host is not None and host["capacity_version"] < event.version:
         host.update(capacity=event.capacity.model_dump(mode="json"), capacity_version=event.version)
+
+
+def _host_updated(state: State, event: HostUpdated, record: Record) -> None:
+    host = state.hosts.get(event.host_id)
+    if host is not None and host["version"] < event.version:
+        # the profile's capacity key stays as it was (the solver reads the capacity apart, as the store does)
+        host.update(profile={**event.profile.model_dump(mode="json"), "capacity": host["profile"]["capacity"]},
+                    version=event.version)
 
 
 def _approval_decided(state: State, event: ApprovalDecided | ApprovalDecidedV2, record: Record) -> None:
@@ -286,6 +295,7 @@ INPUT_FOLDS: dict[type[Event], Fold] = {
     DataUseConsentWithdrawn: _consent_withdrawn,
     HostRegistered: _host_registered,
     CapacityUpdated: _capacity_updated,
+    HostUpdated: _host_updated,
     ApprovalDecided: _approval_decided,
     ApprovalDecidedV2: _approval_decided,
     BeneficiaryResponded: _declined,

@@ -105,6 +105,18 @@ async def set_capacity(connection: asyncpg.Connection, host_id: str, version: in
     return status == "UPDATE 1"
 
 
+async def set_host_profile(connection: asyncpg.Connection, host_id: str, version: int,
+                           attributes: dict[str, Any]) -> bool:
+    """Replace a host's profile but for its capacity (the ``capacity`` column, which its own versioned updates
+    govern), if the version is newer than what is held; a replayed or late one changes nothing."""
+    status = await connection.execute(
+        "UPDATE hosts SET profile = $3::jsonb || jsonb_build_object('capacity', profile->'capacity'), version = $2"
+        " WHERE host_id = $1 AND version < $2",
+        host_id, version, json.dumps(attributes),
+    )
+    return status == "UPDATE 1"
+
+
 async def host_pool(connection: asyncpg.Connection, host_id: str) -> str | None:
     return await connection.fetchval("SELECT pool_id FROM hosts WHERE host_id = $1", host_id)  # type: ignore[no-any-return]
 

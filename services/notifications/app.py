@@ -28,6 +28,7 @@ from schemas.events import (
     Event,
     HostRegistered,
     HostResponded,
+    HostUpdated,
     MatchProposed,
     PlacementConfirmed,
     ProposalReviewed,
@@ -49,7 +50,7 @@ log = structlog.get_logger(__name__)
 CAUSES: tuple[type[Event], ...] = (
     MatchProposed, ProposalReviewed, ProposalReviewedV2, ApprovalDecided, ApprovalDecidedV2, DecisionOverdue,
     BeneficiaryResponded, HostResponded, ResponseExpired, PlacementConfirmed, ProposalWithdrawn, HostRegistered,
-    CapacityUpdated,
+    CapacityUpdated, HostUpdated,
 )
 
 

@@ -25,6 +25,7 @@ from schemas.events import (
     Event,
     HostRegistered,
     HostResponded,
+    HostUpdated,
     MatchProposed,
     PlacementConfirmed,
     ProposalWithdrawn,
@@ -47,6 +48,8 @@ PROJECTIONS: Final[Mapping[type[Event], Callable[[Any], dict[str, Any]]]] = {
     HostRegistered: lambda e: {"host_id": e.host_id, "pool_id": e.pool_id, "external_ref": e.external_ref},
     CapacityUpdated: lambda e: {"host_id": e.host_id, "pool_id": e.pool_id, "version": e.version,
                                 "capacity": e.capacity.model_dump(mode="json")},
+    # That the host's profile changed, and to which version: the partner made the change, and holds the profile.
+    HostUpdated: lambda e: {"host_id": e.host_id, "pool_id": e.pool_id, "version": e.version},
     MatchProposed: lambda e: _proposal(e, "pool_id", "urgency"),
     ProposalWithdrawn: lambda e: _proposal(e),
     ApprovalDecided: lambda e: _proposal(e, "decision"),

@@ -101,6 +101,12 @@ async def own_host_capacity(centre: Centre) -> tuple[str, Any]:
                                                        "capacity": {"people": 3, "beds": 3}}
 
 
+async def own_host_profile(centre: Centre) -> tuple[str, Any]:
+    # A fresh host each time: its profile is at version 1, so version 2 is the next one.
+    return f"/hosts/{await centre.host()}/profile", {"version": 2, "profile": {
+        "host_type": "sponsor_group", "place": "matrix-town", "medical_services": ["dialysis"]}}
+
+
 async def consent_for_case(centre: Centre) -> tuple[str, Any]:
     return f"/cases/{await centre.case()}/consents", matching_consent()
 
@@ -214,6 +220,7 @@ MATRIX = [
     endpoint("intake", "POST", "/cases/{id}/withdrawal", 202, {"caseworker", "admin"}, case_to_withdraw),
     endpoint("intake", "POST", "/hosts", 201, {"partner", "admin"}, own_host),
     endpoint("intake", "PUT", "/hosts/{id}/capacity", 200, {"partner", "admin"}, own_host_capacity),
+    endpoint("intake", "PUT", "/hosts/{id}/profile", 200, {"partner", "admin"}, own_host_profile),
     endpoint("consent", "GET", "/health", 200, EVERYONE, nothing),
     endpoint("consent", "POST", "/cases/{id}/consents", 201, {"caseworker", "admin"}, consent_for_case),
     endpoint("consent", "POST", "/consents/{id}/withdrawal", 200, {"caseworker", "admin"}, consent_to_withdraw),
@@ -296,6 +303,9 @@ async def test_other_organisations_are_refused_what_is_not_theirs(centre: Centre
     capacity = await centre.intake.put(f"/hosts/{other_host}/capacity", headers=authorization("partner"),
                                        json={"version": 50, "capacity": {"people": 1, "beds": 1}})
     assert capacity.status_code == 403 and "another organisation" in capacity.json()["detail"]
+    profile = await centre.intake.put(f"/hosts/{other_host}/profile", headers=authorization("partner"),
+                                      json={"version": 2, "profile": {"host_type": "employer", "place": "elsewhere"}})
+    assert profile.status_code == 403 and "another organisation" in profile.json()["detail"]
     registration = await centre.intake.post("/hosts", json=host_registration(OTHER_ORGANISATION),
                                             headers=authorization("partner"))
     assert registration.status_code == 403

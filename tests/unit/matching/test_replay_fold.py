@@ -20,8 +20,10 @@ from schemas.events import (
     DataUseConsentRecorded,
     DeadLettered,
     Event,
+    HostAttributes,
     HostProfile,
     HostRegistered,
+    HostUpdated,
     HouseholdMember,
     MatchProposed,
     ProposalWithdrawn,
@@ -161,6 +163,29 @@ def test_the_fold_rebuilds_capacities_consents_withdrawals_and_earlier_runs() ->
     # run 2 read the same records but for run 2's own withdrawal
     snapshot_2, _, _ = rebuild(log.records, "run-2")
     assert dict(snapshot_2.pending) == {"c-b": "h-big"}
+
+
+def host_updated(host_id: str, version: int, **attributes: Any) -> HostUpdated:
+    return HostUpdated(host_id=host_id, pool_id=POOL, version=version,
+                       profile=HostAttributes(host_type="sponsor_group", place="town", **attributes))
+
+
+def test_the_fold_applies_host_profile_updates_by_version_and_keeps_capacity() -> None:
+    log = Log()
+    log.add(host("h-1", 5), partition=1)
+    log.add(capacity("h-1", 2, 4), partition=1)
+    log.add(host_updated("h-1", 3, medical_services=["dialysis"], excluded_case_ids=["c-x"]), partition=1)
+    log.add(host_updated("h-1", 2, max_household_size=1), partition=1)  # older version, late: changes nothing
+    log.add(host_updated("h-unknown", 2, max_household_size=1), partition=2)  # a host never registered: nothing
+    log.run("run-1")
+    log.add(host_updated("h-1", 4, max_household_size=2), partition=1)  # above the run's watermark
+
+    snapshot, _, _ = rebuild(log.records, "run-1")
+
+    (held,) = snapshot.hosts
+    assert held.medical_services == frozenset({"dialysis"}) and held.excluded_case_ids == frozenset({"c-x"})
+    assert held.max_household_size is None, "version 2 came after version 3 and was not applied"
+    assert held.capacity.people == 4, "a profile update leaves the capacity its own updates set"
 
 
 def test_a_run_is_replayed_and_a_changed_input_is_named() -> None:
