@@ -81,9 +81,16 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
                     f"SELECT event_id FROM {schema}.outbox" for schema in SERVICE_SCHEMAS) + ") AS events")
             audited = await connection.fetchval(
                 "SELECT count(*) FROM audit.records WHERE source LIKE '/services/%' AND source <> '/services/audit'")
-            return unpublished == 0 and pending == 0 and published == audited
+            # Services keep working beside this test (retries, sweeps), so "nothing missing" is part of the
+            # condition rather than a check after it: an event made in between would be missing for a moment.
+            missing = await connection.fetchval(
+                "SELECT count(*) FROM (" + " UNION ALL ".join(
+                    f"SELECT event_id FROM {schema}.outbox" for schema in SERVICE_SCHEMAS)
+                + ") AS published WHERE event_id NOT IN (SELECT event_id FROM audit.records)")
+            return unpublished == 0 and pending == 0 and missing == 0 and published == audited
 
-        await eventually(quiet, within=120, interval=0.5, what="every published event audited")
+        await eventually(quiet, within=120, interval=0.5,
+                         what="every published event audited, none missing and none extra")
 
         placements = await connection.fetch(
             "SELECT subject, count(*) AS n FROM audit.records WHERE event_type = 'centre.placement.confirmed.v1'"
@@ -106,12 +113,6 @@ async def test_sigkill_of_each_service_mid_flow_loses_and_doubles_nothing(centre
         made = await connection.fetchval("SELECT count(*) FROM matching.proposals WHERE case_id = ANY($1::text[])",
                                          case_ids)
         assert proposed == made, "every proposal made was announced once"
-
-        missing = await connection.fetchval(
-            "SELECT count(*) FROM (" + " UNION ALL ".join(
-                f"SELECT event_id FROM {schema}.outbox" for schema in SERVICE_SCHEMAS)
-            + ") AS published WHERE event_id NOT IN (SELECT event_id FROM audit.records)")
-        assert missing == 0, "every published event reached the audit log"
 
         notes = await connection.fetch(
             "SELECT rule, count(*) AS n FROM notifications.notifications WHERE case_id = ANY($1::text[])"
