@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
@@ -159,15 +161,8 @@ async def register_host(registration: HostRegistration, request: Request, respon
 async def update_capacity(host_id: Identifier, change: CapacityChange, request: Request,
                           caller: HostOwner) -> dict[str, Any]:
     context = context_of(request)
-    try:
-        async with context.pool.acquire() as connection, connection.transaction():
-            host = await store.host_for_update(connection, host_id)
-            if host is not None:
-                caller.refuse_unless_speaks_for(host["organisation_id"], f"host {host_id!r}")
-            await handlers.update_capacity(connection, host_id, change, source=context.source)
-    except handlers.CapacityRefused as refusal:
-        code = status.HTTP_404_NOT_FOUND if refusal.unknown_host else status.HTTP_409_CONFLICT
-        raise HTTPException(code, str(refusal)) from None
+    await change_own_host(request, caller, host_id, lambda connection: handlers.update_capacity(
+        connection, host_id, change, source=context.source))
     return {"host_id": host_id, "version": change.version}
 
 
@@ -183,16 +178,24 @@ async def update_host_profile(host_id: Identifier, change: HostProfileChange, re
     Matching re-solves the host's pool with it: a pending proposal the host can no longer take is withdrawn
     and its case proposed elsewhere."""
     context = context_of(request)
+    await change_own_host(request, caller, host_id, lambda connection: handlers.update_host_profile(
+        connection, host_id, change, source=context.source))
+    return {"host_id": host_id, "version": change.version}
+
+
+async def change_own_host(request: Request, caller: Caller, host_id: str,
+                          change: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+    """Apply one change to a host of the caller's own organisation in one transaction; a refusal becomes
+    404 (no such host) or 409 (the change does not follow what the host holds now)."""
     try:
-        async with context.pool.acquire() as connection, connection.transaction():
+        async with context_of(request).pool.acquire() as connection, connection.transaction():
             host = await store.host_for_update(connection, host_id)
             if host is not None:
                 caller.refuse_unless_speaks_for(host["organisation_id"], f"host {host_id!r}")
-            await handlers.update_host_profile(connection, host_id, change, source=context.source)
+            await change(connection)
     except handlers.ChangeRefused as refusal:
         code = status.HTTP_404_NOT_FOUND if refusal.unknown else status.HTTP_409_CONFLICT
         raise HTTPException(code, str(refusal)) from None
-    return {"host_id": host_id, "version": change.version}
 
 
 async def on_case_submitted(event: CaseSubmitted, delivery: Delivery) -> None:

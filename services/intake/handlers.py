@@ -39,19 +39,12 @@ from services.runtime.sealing import new_case_key, open_identity, seal_identity,
 
 
 class ChangeRefused(Exception):
-    """A change to a case that cannot be applied; the message says why."""
+    """A change to a case or host that cannot be applied (``unknown``: there is no such case or host);
+    the message says why."""
 
     def __init__(self, reason: str, *, unknown: bool = False) -> None:
         super().__init__(reason)
         self.unknown = unknown
-
-
-class CapacityRefused(Exception):
-    """A capacity change that cannot be applied; the message says why."""
-
-    def __init__(self, reason: str, *, unknown_host: bool = False) -> None:
-        super().__init__(reason)
-        self.unknown_host = unknown_host
 
 
 @dataclass(frozen=True)
@@ -165,9 +158,9 @@ async def update_capacity(
     """Set a host's capacity to absolute values; a version not above the current one is refused."""
     host = await store.host_for_update(connection, host_id)
     if host is None or (organisation_id is not None and host["organisation_id"] != organisation_id):
-        raise CapacityRefused(f"no host {host_id!r}", unknown_host=True)
+        raise ChangeRefused(f"no host {host_id!r}", unknown=True)
     if change.version <= host["capacity_version"]:
-        raise CapacityRefused(
+        raise ChangeRefused(
             f"capacity version {change.version} is not newer than the current version {host['capacity_version']}"
         )
     await store.set_capacity(connection, host_id, change.version, change.capacity.model_dump(mode="json"))
