@@ -122,7 +122,8 @@ async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverPara
             await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at = $2",
                                      pool_id, marked_at)
     log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
-             status=result.status, proposals=made, withdrawals=withdrawn, duration_s=round(result.duration_s, 3))
+             status=result.status, proposals=made, withdrawals=withdrawn, blocking_pairs=result.blocking_pairs,
+             duration_s=round(result.duration_s, 3))
     return result
 
 
@@ -209,7 +210,8 @@ async def apply(
         objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
         proposals=made, withdrawals=withdrawn,
     )
-    await store.record_run(connection, run, started_at=started_at)
+    await store.record_run(connection, run, started_at=started_at, mechanism=result.mechanism,
+                           blocking_pairs=result.blocking_pairs, stability=result.stability)
     await record_event(connection, run, source=source)
     return made, withdrawn
 

@@ -44,6 +44,11 @@ async def test_a_capacity_cut_withdraws_and_replaces_pending_proposals(centre: C
         await connection.close()
     assert withdrawn >= 2, "the proposals that no longer fit were withdrawn"
     assert runs >= 2, "the cut made matching solve the pool again"
+    reported = await centre.get("matching", "/pools/runs", token=centre.caseworker, pool_id=pool)
+    assert len(reported) == runs
+    # Every solution's stability is reported: these hosts state no wishes, so no pair can block.
+    assert {(run["mechanism"], run["blocking_pairs"]) for run in reported} == {("welfare", 0)}
+    assert all(run["stability"] for run in reported)
 
     stale = await centre.put("intake", f"/hosts/{big}/capacity", {"version": 2, "capacity": {"people": 50, "beds": 50}},
                              token=centre.partner)
