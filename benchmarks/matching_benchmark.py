@@ -55,7 +55,8 @@ from services.matching.model import (
     ties,
 )
 from services.matching.resolver import MatchingSettings
-from services.matching.solver import PoolScores, SolveResult, blocking_pairs, solve
+from services.matching.scores import PoolScores
+from services.matching.solver import SolveResult, blocking_pairs, solve
 
 FULL = SolverParams(time_limit_s=10.0, wall_time_limit_s=60.0, relative_gap=0.01)
 BIG = SolverParams(time_limit_s=20.0, wall_time_limit_s=60.0, relative_gap=0.01)

@@ -6,7 +6,7 @@ How a run works
    matters). Approved/accepted (fixed) cases only use capacity; every other case - waiting, or
    holding a pending proposal - is movable. For every movable case, the compatible, non-forbidden
    hosts that still have room after the fixed matches are scored (vectorised twin of ``model.py``'s
-   scores, :class:`PoolScores`) and only the K best by potential welfare are kept, plus K / 3 other
+   scores, :class:`scores.PoolScores`) and only the K best by potential welfare are kept, plus K / 3 other
    compatible hosts, plus the case's pending host. Equal scores are broken by a deterministic
    per-(case, host) hash (``_spread``), never by host id: with the id tie-break every case that
    ranked a place first saw the same lowest-id hosts of that place, and a pool of 20,000 x 2,000
@@ -111,19 +111,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from services.matching.cpsat_model import ArrayModel, Solved
 from services.matching.explanation import Alternative, AlternativeReason, Explanation
 from services.matching.model import (
-    HOST_TYPES,
-    LANGUAGE_SHARE,
-    PLACE_SHARE,
     STUDY_SHARE,
-    SUPPORTED_LANGUAGE_FIT,
     WORK_SHARE,
     Case,
-    Host,
     PoolSnapshot,
     SolverParams,
     Weights,
@@ -135,9 +129,18 @@ from services.matching.model import (
     prospects_parts,
     ties,
 )
+from services.matching.scores import (
+    DEMAND_DIMENSIONS,
+    SCORE_SCALE,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    PoolScores,
+    ScoreRows,
+    capacity_of,
+    demand_of,
+)
 
-#: Scores are floats in configuration and integers in CP-SAT: 1 score unit = SCORE_SCALE.
-SCORE_SCALE: Final = 1000
 #: Share of the deterministic budget the protection phases may use; welfare gets the rest.
 PROTECTION_BUDGET_SHARE: Final = 0.5
 #: Besides its top-K hosts by score, a case keeps top-K / ROOM_SHARE compatible hosts with the most
@@ -158,199 +161,12 @@ SWAP_PASSES: Final = 3
 FUTURE_PLACEMENT_VALUE: Final = 1.0
 #: Cases scored at once (rows x hosts matrices; bounds memory on big pools).
 CHUNK: Final = 256
-#: Capacity dimensions a household always uses (optional offers - jobs, study - are separate).
-DEMAND_DIMENSIONS: Final = ("people", "beds", "accessible_units", "school_places")
 PROTECTION_RULE: Final = (
     "protection first: placed emergency cases, then urgent, then vulnerable, then all cases, then "
     "earlier arrivals are maximised in this order before any welfare criterion is considered"
 )
 _SOLVER_VERSION: Final = f"ortools {importlib.metadata.version('ortools')}"
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-
-
-# --------------------------------------------------------------------------------------------------
-# Vectorised scores
-# --------------------------------------------------------------------------------------------------
-
-
-def _demand(case: Case) -> tuple[int, int, int, int]:
-    return (case.people, case.beds, 1 if case.needs_accessible else 0, case.school_places)
-
-
-def _host_capacity(host: Host) -> tuple[int, int, int, int]:
-    cap = host.capacity
-    return (cap.people, cap.beds, cap.accessible_units, cap.school_places)
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreRows:
-    """Scores of some cases (rows) against every host of the pool (columns)."""
-
-    allowed: BoolArray  # compatible and not forbidden
-    beneficiary_preference: FloatArray
-    host_preference: FloatArray
-    ties: FloatArray
-    language: FloatArray  # normalised prospects share from language
-    work_open: BoolArray  # host offers a job in a member's occupation
-    study_open: BoolArray  # case wants study and host offers study places
-    work_share: FloatArray  # per case (column vector): prospects share of a job
-    study_share: FloatArray  # per case (column vector): prospects share of a study place
-    score: FloatArray  # weighted welfare, assuming the offered job / study place is taken
-
-
-class PoolScores:
-    """Vectorised twin of ``model.compatible`` and the ``model`` scores for one pool.
-
-    Why: a pool of 20,000 cases x 2,000 hosts has 40 million pairs, far too many for per-pair Python
-    calls. Rows are computed with the same floating point operations in the same order as the
-    scalar functions, so the results are identical (a property test checks this).
-    """
-
-    def __init__(self, cases: Sequence[Case], hosts: Sequence[Host], pool_id: str,
-                 forbidden: frozenset[tuple[str, str]], weights: Weights) -> None:
-        self.cases = cases
-        self.hosts = hosts
-        self.pool_id = pool_id
-        self.weights = weights
-        n_hosts = len(hosts)
-        self.host_index = {h.host_id: j for j, h in enumerate(hosts)}
-        case_index = {c.case_id: i for i, c in enumerate(cases)}
-
-        languages = sorted(set().union(*(c.languages for c in cases),
-                                       *(h.languages | h.preferred_languages for h in hosts)))
-        self._language_of = {x: k for k, x in enumerate(languages)}
-        needs = sorted(set().union(*(c.medical_needs for c in cases)))
-        self._need_of = {x: k for k, x in enumerate(needs)}
-        occupations = sorted(set().union(*(c.occupations for c in cases)))
-        self._occupation_of = {x: k for k, x in enumerate(occupations)}
-        places = sorted({h.place for h in hosts})
-        self._place_of = {x: k for k, x in enumerate(places)}
-        self._type_of: dict[str, int] = {x: k for k, x in enumerate(HOST_TYPES)}
-
-        self.capacity: IntArray = np.array([_host_capacity(h) for h in hosts], dtype=np.int64).reshape(
-            n_hosts, len(DEMAND_DIMENSIONS))
-        big = np.iinfo(np.int64).max
-        self._max_household = np.array(
-            [big if h.max_household_size is None else h.max_household_size for h in hosts], dtype=np.int64)
-        self._language_support = np.array([h.language_support for h in hosts], dtype=bool)
-        self._host_in_pool = np.array([h.pool_id == pool_id for h in hosts], dtype=bool)
-        self._host_place = np.array([self._place_of[h.place] for h in hosts], dtype=np.int64)
-        self._host_type = np.array([self._type_of[h.host_type] for h in hosts], dtype=np.int64)
-        self._host_languages = np.zeros((n_hosts, len(languages)), dtype=np.float32)
-        self._host_preferred = np.zeros((n_hosts, len(languages)), dtype=np.float32)
-        self._host_lacks = np.ones((n_hosts, len(needs)), dtype=np.float32)
-        self._host_jobs_open = np.zeros((n_hosts, len(occupations)), dtype=np.float32)
-        for j, h in enumerate(hosts):
-            for x in h.languages:
-                self._host_languages[j, self._language_of[x]] = 1.0
-            for x in h.preferred_languages:
-                self._host_preferred[j, self._language_of[x]] = 1.0
-            for x in h.medical_services:
-                if x in self._need_of:
-                    self._host_lacks[j, self._need_of[x]] = 0.0
-            for x, count in h.capacity.jobs.items():
-                if count > 0 and x in self._occupation_of:
-                    self._host_jobs_open[j, self._occupation_of[x]] = 1.0
-        self._host_has_preference = np.array([bool(h.preferred_languages) for h in hosts], dtype=bool)
-        self._host_study_open = np.array([h.capacity.study_places > 0 for h in hosts], dtype=bool)
-
-        blocked: dict[int, list[int]] = defaultdict(list)
-        for j, h in enumerate(hosts):
-            for case_id in h.excluded_case_ids:
-                if case_id in case_index:
-                    blocked[case_index[case_id]].append(j)
-        for case_id, host_id in forbidden:
-            if case_id in case_index and host_id in self.host_index:
-                blocked[case_index[case_id]].append(self.host_index[host_id])
-        self._blocked = dict(blocked)
-
-    def rows(self, case_rows: Sequence[int]) -> ScoreRows:
-        """Compatibility and scores of the given cases (indices into ``cases``) against all hosts."""
-        cs = [self.cases[i] for i in case_rows]
-        n_cases = len(cs)
-        demand = np.array([_demand(c) for c in cs], dtype=np.int64).reshape(n_cases, 4)
-        people, beds, accessible, school = (demand[:, k:k + 1] for k in range(4))
-        needs_support = np.array([c.needs_language_support for c in cs], dtype=bool)[:, None]
-        in_pool = np.array([c.pool_id == self.pool_id for c in cs], dtype=bool)[:, None]
-        cap = self.capacity
-        allowed = (in_pool & self._host_in_pool[None, :]
-                   & (people <= self._max_household[None, :]) & (people <= cap[None, :, 0])
-                   & (beds <= cap[None, :, 1]) & ((accessible == 0) | (cap[None, :, 2] >= 1))
-                   & (school <= cap[None, :, 3]) & (~needs_support | self._language_support[None, :]))
-
-        case_languages = np.zeros((n_cases, len(self._language_of)), dtype=np.float32)
-        case_needs = np.zeros((n_cases, len(self._need_of)), dtype=np.float32)
-        case_occupations = np.zeros((n_cases, len(self._occupation_of)), dtype=np.float32)
-        place_score = np.zeros((n_cases, len(self._place_of)), dtype=np.float64)
-        type_score = np.zeros((n_cases, len(HOST_TYPES)), dtype=np.float64)
-        tie_place = np.zeros((n_cases, len(self._place_of)), dtype=np.float64)
-        for r, c in enumerate(cs):
-            for x in c.languages:
-                case_languages[r, self._language_of[x]] = 1.0
-            for x in c.medical_needs:
-                case_needs[r, self._need_of[x]] = 1.0
-            for x in c.occupations:
-                case_occupations[r, self._occupation_of[x]] = 1.0
-            _fill_rank(place_score[r], c.preferred_places, self._place_of)
-            _fill_rank(type_score[r], c.preferred_host_types, self._type_of)
-            for x in c.tie_places:
-                if x in self._place_of:
-                    tie_place[r, self._place_of[x]] = 1.0
-        for r, i in enumerate(case_rows):
-            for j in self._blocked.get(i, ()):
-                allowed[r, j] = False
-        if self._need_of:
-            allowed &= (case_needs @ self._host_lacks.T) == 0
-
-        bp = PLACE_SHARE * place_score[:, self._host_place] + (1.0 - PLACE_SHARE) * type_score[:, self._host_type]
-        matches_wish = (case_languages @ self._host_preferred.T) > 0
-        hp = np.where(self._host_has_preference[None, :], np.where(matches_wish, 1.0, 0.0), 1.0)
-        tie = tie_place[:, self._host_place]
-        shared = (case_languages @ self._host_languages.T) > 0
-        language_fit = np.where(shared, 1.0, np.where(self._language_support[None, :], SUPPORTED_LANGUAGE_FIT, 0.0))
-        denominator = np.array([prospects_denominator(c) for c in cs], dtype=np.float64)[:, None]
-        work_open = (case_occupations @ self._host_jobs_open.T) > 0
-        wants_study = np.array([c.wants_study for c in cs], dtype=bool)[:, None]
-        study_open = wants_study & self._host_study_open[None, :]
-        language = LANGUAGE_SHARE * language_fit / denominator
-        work = WORK_SHARE * work_open.astype(np.float64) / denominator
-        study = STUDY_SHARE * study_open.astype(np.float64) / denominator
-        w = self.weights
-        score = (w.beneficiary_preference * bp + w.host_preference * hp
-                 + w.prospects * (language + work + study) + w.ties * tie)
-        return ScoreRows(
-            allowed=allowed, beneficiary_preference=bp, host_preference=hp, ties=tie, language=language,
-            work_open=work_open, study_open=study_open,
-            work_share=WORK_SHARE * 1.0 / denominator, study_share=STUDY_SHARE * 1.0 / denominator,
-            score=score,
-        )
-
-    def integer_rows(self, rows: ScoreRows) -> tuple[IntArray, IntArray, IntArray]:
-        """Integer-scaled (base, job bonus per case, study bonus per case) welfare for CP-SAT."""
-        w = self.weights
-        base = np.rint(SCORE_SCALE * (w.beneficiary_preference * rows.beneficiary_preference
-                                      + w.host_preference * rows.host_preference
-                                      + w.prospects * rows.language + w.ties * rows.ties)).astype(np.int64)
-        job = np.rint(SCORE_SCALE * w.prospects * rows.work_share[:, 0]).astype(np.int64)
-        study = np.rint(SCORE_SCALE * w.prospects * rows.study_share[:, 0]).astype(np.int64)
-        return base, job, study
-
-
-def _fill_rank(out: FloatArray, ranked: tuple[str, ...], index: Mapping[str, int]) -> None:
-    """Vectorised ``model.rank_score``: first occurrence wins; empty list = no preference = 1."""
-    if not ranked:
-        out[:] = 1.0
-        return
-    seen: set[str] = set()
-    for k, item in enumerate(ranked):
-        if item in seen:
-            continue
-        seen.add(item)
-        if item in index:
-            out[index[item]] = 1.0 - k / len(ranked)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,7 +358,7 @@ class _Run:
         """Record case ``i`` at host ``j``. For fixed matches (job/study None) assume the case holds a
         job in its first occupation the host still has open, and a study place if it wants one."""
         case, host = self.cases[i], self.hosts[j]
-        self.used[j] += _demand(case)
+        self.used[j] += demand_of(case)
         if job is None and study is None:
             for o in sorted(case.occupations):
                 if host.capacity.jobs.get(o, 0) - self.jobs_used[j][o] > 0:
@@ -649,7 +465,7 @@ class _Run:
         rows = self.scores.rows(chunk)
         base, job, study = self.scores.integer_rows(rows)
         potential = base + job[:, None] * rows.work_open + study[:, None] * rows.study_open
-        demand = np.array([_demand(self.cases[i]) for i in chunk], dtype=np.int64).reshape(len(chunk), 4)
+        demand = np.array([demand_of(self.cases[i]) for i in chunk], dtype=np.int64).reshape(len(chunk), 4)
         allowed = rows.allowed & self._fits(demand)
         pending = self.pending_host[list(chunk)]
         keys = np.array([_key(self.cases[i].case_id) for i in chunk], dtype=np.int64)
@@ -661,7 +477,7 @@ class _Run:
         rows = self.scores.rows(members)
         base, job, study = self.scores.integer_rows(rows)
         potential = (base + job[:, None] * rows.work_open + study[:, None] * rows.study_open).sum(axis=0)
-        demand = np.array([_demand(self.cases[i]) for i in members], dtype=np.int64).sum(axis=0)
+        demand = np.array([demand_of(self.cases[i]) for i in members], dtype=np.int64).sum(axis=0)
         allowed = rows.allowed.all(axis=0) & self._fits(demand[None, :])[0]
         if fixed_hosts:
             only = np.zeros(len(self.hosts), dtype=bool)
@@ -689,7 +505,7 @@ class _Run:
         self.x_host = np.concatenate([u.hosts for u in self.units] or [empty]).astype(np.int64)
         self.x_gain = np.concatenate([u.gains for u in self.units] or [empty]).astype(np.int64)
         self.unit_demand = np.array(
-            [np.sum([_demand(self.cases[i]) for i in u.members], axis=0) for u in self.units],
+            [np.sum([demand_of(self.cases[i]) for i in u.members], axis=0) for u in self.units],
             dtype=np.int64).reshape(len(self.units), 4)
         self.unit_pending = np.array([int(self.pending_host[u.members[0]]) for u in self.units], dtype=np.int64)
         #: the solution: per unit, the flat position of its chosen candidate, or -1 (unplaced)
@@ -1136,7 +952,7 @@ class _Run:
                 free = unit_of[i] >= 0 and in_model[unit_of[i]]
                 now = int(const_host[i])
                 bp_row = rows.beneficiary_preference[r]
-                demand = _demand(cases[i])
+                demand = demand_of(cases[i])
                 for j in np.flatnonzero(rows.allowed[r]).tolist():
                     v = float(bp_row[j])
                     if free:
@@ -1336,7 +1152,7 @@ class _Run:
             job[chunk] = job_bonus
             study[chunk] = study_bonus
             potential = base + job_bonus[:, None] * rows.work_open + study_bonus[:, None] * rows.study_open
-            demand = np.array([_demand(self.future[k]) for k in chunk], dtype=np.int64).reshape(len(chunk), 4)
+            demand = np.array([demand_of(self.future[k]) for k in chunk], dtype=np.int64).reshape(len(chunk), 4)
             keys = np.array([_key(self.future[k].case_id) for k in chunk], dtype=np.int64)
             pending = np.full(len(chunk), -1, dtype=np.int64)
             pruned = self.pruned
@@ -1368,7 +1184,7 @@ class _Run:
         f_gain = np.concatenate(gains_of or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
         f_scenario = np.asarray(self.future_scenario, dtype=np.int64)[f_case] if len(f_case) else f_case
         f_count = np.asarray(self.future_count, dtype=np.int64)[f_case] if len(f_case) else f_case
-        f_demand = np.array([_demand(self.future[k]) for k in f_case.tolist()], dtype=np.int64).reshape(-1, 4)
+        f_demand = np.array([demand_of(self.future[k]) for k in f_case.tolist()], dtype=np.int64).reshape(-1, 4)
         n_future = len(f_host)
         self._offers(positions, n_real + n_future)
         # the phantoms' optional offers: (phantom, host, occupation or None), gain, position
@@ -1620,7 +1436,7 @@ class _Run:
         kept = not fixed and self.snapshot.pending.get(case.case_id) == host.host_id
 
         cap = host.capacity
-        binding = [d for d, used, total in zip(DEMAND_DIMENSIONS, self.used[j], _host_capacity(host), strict=True)
+        binding = [d for d, used, total in zip(DEMAND_DIMENSIONS, self.used[j], capacity_of(host), strict=True)
                    if total > 0 and used >= total]
         if cap.study_places > 0 and self.study_used[j] >= cap.study_places:
             binding.append("study_places")
@@ -1634,7 +1450,7 @@ class _Run:
             others = others[row[others] >= threshold]
         others = others[np.lexsort((others, -row[others]))][:3]
         members = unit.members if unit is not None else (i,)
-        demand = np.sum([_demand(self.cases[m]) for m in members], axis=0)
+        demand = np.sum([demand_of(self.cases[m]) for m in members], axis=0)
         alternatives = tuple(self._alternative(i, int(a), rows, r, score, demand, unit, kept, fixed)
                              for a in others)
         return Explanation(
@@ -1732,14 +1548,14 @@ def blocking_pairs(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> in
             continue
         assigned[i] = j
         current[i] = beneficiary_preference(case, hosts[j])
-        used[j] += _demand(case)
+        used[j] += demand_of(case)
         least_wanted[j] = min(least_wanted[j], host_preference(case, hosts[j]))
     left = scores.capacity - used
     count = 0
     for start in range(0, len(cases), CHUNK):
         chunk = list(range(start, min(start + CHUNK, len(cases))))
         rows = scores.rows(chunk)
-        demand = np.array([_demand(cases[i]) for i in chunk], dtype=np.int64)
+        demand = np.array([demand_of(cases[i]) for i in chunk], dtype=np.int64)
         room = (demand[:, None, :] <= left[None, :, :]).all(axis=2)
         wants = rows.host_preference > least_wanted[None, :]
         prefers = rows.beneficiary_preference > current[chunk][:, None]

@@ -25,7 +25,8 @@ from services.matching.model import (
     prospects_parts,
     ties,
 )
-from services.matching.solver import DEMAND_DIMENSIONS, PoolScores, SolveResult, blocking_pairs, solve
+from services.matching.scores import DEMAND_DIMENSIONS, PoolScores
+from services.matching.solver import SolveResult, blocking_pairs, solve
 from tests.unit.matching.pools import POOL, pools
 
 FAST = SolverParams(time_limit_s=5.0)
