@@ -52,6 +52,8 @@ CaseReader = Annotated[Caller, Depends(require("caseworker", "approver", "audito
 # Auditors read the record of who read what, never the plaintext (they verify, they do not contact).
 IdentityReader = Annotated[Caller, Depends(require("caseworker", "approver"))]
 HostOwner = Annotated[Caller, Depends(require("partner"))]
+# A host's profile describes an organisation's offer, not a person: staff read every host, partners their own.
+HostReader = Annotated[Caller, Depends(require("partner", "caseworker", "approver", "auditor"))]
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, response_model=Registered)
@@ -155,6 +157,20 @@ async def register_host(registration: HostRegistration, request: Request, respon
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return Registered(id=outcome.id, created=outcome.created)
+
+
+@router.get("/hosts/{host_id}", responses={403: {"description": "the host belongs to another organisation"},
+                                          404: {"description": "no such host"}})
+async def read_host(host_id: Identifier, request: Request, caller: HostReader) -> dict[str, Any]:
+    """A host as intake holds it now, with the versions its next capacity or profile change must follow."""
+    async with context_of(request).pool.acquire() as connection:
+        row = await store.host(connection, host_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no host {host_id!r}")
+    caller.refuse_unless_speaks_for(row["organisation_id"], f"host {host_id!r}")
+    host = {key: row[key] for key in ("host_id", "pool_id", "organisation_id", "external_ref", "registered_at")}
+    return {**host, "profile": json.loads(row["profile"]), "capacity_version": row["capacity_version"],
+            "profile_version": row["version"]}
 
 
 @router.put("/hosts/{host_id}/capacity")

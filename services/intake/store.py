@@ -136,6 +136,14 @@ async def insert_host(
     )
 
 
+async def host(connection: asyncpg.Connection, host_id: str) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        "SELECT host_id, pool_id, organisation_id, external_ref, profile, capacity_version, version, registered_at"
+        " FROM hosts WHERE host_id = $1",
+        host_id,
+    )
+
+
 async def host_for_update(connection: asyncpg.Connection, host_id: str) -> asyncpg.Record | None:
     return await connection.fetchrow(
         "SELECT host_id, pool_id, organisation_id, capacity_version, version FROM hosts WHERE host_id = $1 FOR UPDATE",

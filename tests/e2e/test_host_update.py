@@ -136,3 +136,10 @@ async def test_stale_foreign_unknown_and_capacity_carrying_updates_are_refused(c
     profile = json.loads(held["profile"])
     assert profile["languages"] == ["uk"] and profile["capacity"]["people"] == 3, "nothing refused was applied"
     assert events == 1, "one accepted change, one event"
+
+    read = await centre.get("intake", f"/hosts/{host_id}", token=centre.partner)
+    assert (read["profile_version"], read["capacity_version"]) == (2, 1), "the partner reads what to send next"
+    assert read["profile"]["languages"] == ["uk"] and read["profile"]["capacity"]["people"] == 3
+    elsewhere = await centre.http.get(f"{centre.urls['intake']}/hosts/{host_id}",
+                                      headers=centre.bearer(other_partner))
+    assert elsewhere.status_code == 403

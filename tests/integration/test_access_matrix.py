@@ -96,6 +96,10 @@ async def own_host(_: Centre) -> tuple[str, Any]:
     return "/hosts", host_registration(OWN_ORGANISATION)
 
 
+async def existing_own_host(centre: Centre) -> tuple[str, Any]:
+    return f"/hosts/{await centre.host()}", None
+
+
 async def own_host_capacity(centre: Centre) -> tuple[str, Any]:
     return f"/hosts/{await centre.host()}/capacity", {"version": next(centre.versions),
                                                        "capacity": {"people": 3, "beds": 3}}
@@ -219,6 +223,7 @@ MATRIX = [
     endpoint("intake", "PUT", "/cases/{id}/profile", 200, {"caseworker", "admin"}, case_to_update),
     endpoint("intake", "POST", "/cases/{id}/withdrawal", 202, {"caseworker", "admin"}, case_to_withdraw),
     endpoint("intake", "POST", "/hosts", 201, {"partner", "admin"}, own_host),
+    endpoint("intake", "GET", "/hosts/{id}", 200, CASE_READERS | {"partner"}, existing_own_host),
     endpoint("intake", "PUT", "/hosts/{id}/capacity", 200, {"partner", "admin"}, own_host_capacity),
     endpoint("intake", "PUT", "/hosts/{id}/profile", 200, {"partner", "admin"}, own_host_profile),
     endpoint("consent", "GET", "/health", 200, EVERYONE, nothing),

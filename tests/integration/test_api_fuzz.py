@@ -82,7 +82,7 @@ def _valid(schema: dict[str, Any], components: dict[str, Any], depth: int) -> st
 OPERATIONS = [
     ("intake", "POST", "/cases"), ("intake", "GET", "/cases/{case_id}"),
     ("intake", "PUT", "/cases/{case_id}/profile"), ("intake", "POST", "/cases/{case_id}/withdrawal"),
-    ("intake", "GET", "/cases/{case_id}/identity"),
+    ("intake", "GET", "/cases/{case_id}/identity"), ("intake", "GET", "/hosts/{host_id}"),
     ("intake", "POST", "/cases/{case_id}/erasure"), ("intake", "POST", "/hosts"),
     ("intake", "PUT", "/hosts/{host_id}/capacity"), ("intake", "PUT", "/hosts/{host_id}/profile"),
     ("consent", "POST", "/cases/{case_id}/consents"), ("consent", "GET", "/cases/{case_id}/consents"),
