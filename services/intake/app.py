@@ -247,8 +247,7 @@ async def on_capacity_submitted(event: CapacitySubmitted, delivery: Delivery) ->
 
 
 async def on_placement_confirmed(event: PlacementConfirmed, delivery: Delivery) -> None:
-    # A placed case is closed: its retention period starts.
-    await store.close_case(delivery.connection, event.case_id, delivery.envelope.time)
+    await store.mark_placed(delivery.connection, event.case_id, delivery.envelope.time)
 
 
 async def sweep_retention(context: ServiceContext, settings: IntakeSettings | None = None) -> None:

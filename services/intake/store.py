@@ -98,10 +98,12 @@ async def sealed_identity(connection: asyncpg.Connection, case_id: str) -> async
     )
 
 
-async def close_case(connection: asyncpg.Connection, case_id: str, closed_at: datetime) -> None:
-    """Start the case's retention period (placement); the first closing counts."""
+async def mark_placed(connection: asyncpg.Connection, case_id: str, placed_at: datetime) -> None:
+    """The case was placed: it is closed, and its retention period starts (the first closing counts)."""
     await connection.execute(
-        "UPDATE cases SET closed_at = $2 WHERE case_id = $1 AND closed_at IS NULL", case_id, closed_at
+        "UPDATE cases SET status = 'placed', closed_at = coalesce(closed_at, $2)"
+        " WHERE case_id = $1 AND status = 'registered'",
+        case_id, placed_at,
     )
 
 

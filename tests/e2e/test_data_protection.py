@@ -224,18 +224,22 @@ async def test_a_placement_starts_the_retention_period(centre: Centre) -> None:
                       token=centre.partner)
 
     async def closed() -> bool:
-        connection = await centre.database()
-        try:
-            return bool(await connection.fetchval(
-                "SELECT closed_at IS NOT NULL FROM intake.cases WHERE case_id = $1", case_id))
-        finally:
-            await connection.close()
+        case = await centre.get("intake", f"/cases/{case_id}", token=centre.caseworker)
+        return bool(case["status"] == "placed")
 
     await eventually(closed, what="intake to learn of the placement")
     assert case_id not in await sweep_once(centre.database_url, timedelta(days=1), dry_run=True), "not due yet"
     later = datetime.now(UTC) + timedelta(days=2)
     assert case_id in await sweep_once(centre.database_url, timedelta(days=1), now=later, dry_run=True)
     assert (await centre.read_identity(case_id, token=centre.caseworker)).status_code == 200
+
+    # A placed household is erased, never withdrawn: the stream must not say it left the flow.
+    await centre.post("intake", f"/cases/{case_id}/erasure", {"reason": "person_request"}, token=centre.caseworker)
+    records = await records_until(centre, case_id, "centre.case.erased.v1")
+    assert "centre.case.withdrawn.v1" not in {record["event_type"] for record in records}
+    changed = await centre.put("intake", f"/cases/{case_id}/profile", {"version": 2, "profile": {
+        "members": [{"age_band": "30-49", "sex": "female"}]}}, token=centre.caseworker)
+    assert changed.status_code == 409 and "placed" in changed.json()["detail"]
 
 
 async def test_a_case_without_consent_for_matching_is_never_proposed(centre: Centre) -> None:
