@@ -43,6 +43,7 @@ from services.runtime.access import TokenAuthority
 from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
+from tests.integration.in_process import until
 from tests.integration.notifications_database import SCHEMA, SERVER_URL, SOURCE, emptied, notifications_database
 
 pytestmark = pytest.mark.integration
@@ -354,36 +355,48 @@ async def test_the_background_dispatcher_wakes_when_a_notification_is_stored(
         relay=None,  # type: ignore[arg-type]
         consumers=(),
     )
+    first_batch_done = asyncio.Event()
+    claim_due = store.claim_due
+
+    async def claim_and_tell(*args: Any, **kwargs: Any) -> Any:
+        claimed = await claim_due(*args, **kwargs)
+        first_batch_done.set()
+        return claimed
+
+    monkeypatch.setattr(store, "claim_due", claim_and_tell)
     task = asyncio.create_task(dispatch(context))
     try:
-        await asyncio.sleep(0.3)  # the first, empty batch; then it waits
+        await asyncio.wait_for(first_batch_done.wait(), timeout=10)  # the first, empty batch; now it waits
+        assert await notifications(pool) == []
         await handle(pool, proposed(), str(uuid.uuid4()))
-        started = asyncio.get_running_loop().time()
-        for _ in range(150):
-            if {row["status"] for row in await notifications(pool)} == {"delivered"}:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            pytest.fail("the dispatcher did not wake for the stored notification")
-        woke_after_s = asyncio.get_running_loop().time() - started
+
+        async def delivered() -> bool:
+            return {row["status"] for row in await notifications(pool)} == {"delivered"}
+
+        # Far less than the 60 s poll interval: only the NOTIFY can have woken it.
+        await until(delivered, "the dispatcher to wake for the stored notification", timeout=10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert woke_after_s < 1.0
     assert len(await outbox(pool, "centre.notification.delivered.v1")) == 1
 
 
 async def test_a_stopping_dispatcher_gives_back_what_it_had_not_finished(pool: asyncpg.Pool) -> None:
+    attempting = asyncio.Event()
+
     class Hanging:
         name: ChannelName = "log"
 
         async def deliver(self, notification: Notification) -> None:
+            attempting.set()
             await asyncio.sleep(30)
 
     await handle(pool, proposed())
     dispatcher = Dispatcher(pool, {"log": Hanging()}, source=SOURCE, timeout_s=30, lease_s=600)
     task = asyncio.create_task(dispatcher.run(poll_interval_s=0.05))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(attempting.wait(), timeout=10)  # claimed, under a 600 s lease, mid-attempt
+    [claimed] = await notifications(pool)
+    assert claimed["next_attempt_at"] > datetime.now(UTC), "the claim holds it for the lease"
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     [row] = await notifications(pool)
