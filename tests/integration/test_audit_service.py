@@ -8,10 +8,8 @@ services.audit`` wires it.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -28,22 +26,10 @@ from services.audit.publication import publish_pending
 from services.audit.recorder import Recorder
 from services.runtime.service import build_app
 from services.runtime.settings import ServiceSettings
+from tests.e2e.centre import eventually
 from tests.unit.audit.audit_scratch import auditor_authorization, centre_records, scratch_database
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T]], *, within_s: float = 30.0, what: str) -> T:
-    deadline = time.monotonic() + within_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            assert result, f"timed out waiting for {what}"
-            return result
-        await asyncio.sleep(0.1)
-
 
 @pytest.fixture(scope="module")
 async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:

@@ -12,9 +12,8 @@ import functools
 import os
 import signal
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from deploy.local.database import open_database_server
 from deploy.local.processes import ProcessStartError, ServiceSpec
 from deploy.local.stack import LocalStack, throwaway_database_name
 from schemas import topics
+from tests.e2e.centre import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -85,12 +85,11 @@ async def stack(stand_in_script: Path, tmp_path_factory: pytest.TempPathFactory)
         yield running
 
 
-async def eventually(check: Callable[[], bool], *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
+def as_async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
 
 
 def process_state(pid: int) -> str | None:
@@ -189,7 +188,8 @@ async def test_a_killed_service_takes_its_grandchildren_along_and_restarts(stack
 
     stack.services.signal("intake", signal.SIGKILL)
     assert await stack.services.wait_for_exit("intake", within=10) == -signal.SIGKILL
-    await eventually(lambda: gone(before["grandchild"]), within=10, what="the grandchild to die with its service")
+    await eventually(as_async(lambda: gone(before["grandchild"])), within=10,
+                     what="the grandchild to die with its service")
 
     await stack.services.restart("intake")
     after = await health(stack.service_url("intake"))
@@ -208,7 +208,7 @@ async def test_nothing_outlives_the_stack(stand_in_script: Path, tmp_path: Path)
         database_name, database_url = stack.database_name, stack.database_url
 
     for pid in started:
-        await eventually(functools.partial(gone, pid), within=5, what=f"process {pid} to be gone")
+        await eventually(as_async(functools.partial(gone, pid)), within=5, what=f"process {pid} to be gone")
     assert live_children_of(os.getpid()) - children_before == set()
 
     server = await asyncpg.connect(database_url_for(database_url, "postgres"))
