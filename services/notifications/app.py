@@ -14,44 +14,28 @@ import structlog
 
 from schemas import topics
 from schemas.events import (
-    ApprovalDecided,
-    ApprovalDecidedV2,
-    BeneficiaryResponded,
-    CapacityUpdated,
     CaseErased,
     CaseRegistered,
     CaseUpdated,
     CaseWithdrawn,
     DataUseConsentRecorded,
     DataUseConsentWithdrawn,
-    DecisionOverdue,
     Event,
-    HostRegistered,
-    HostResponded,
-    HostUpdated,
-    MatchProposed,
-    PlacementConfirmed,
-    ProposalReviewed,
-    ProposalReviewedV2,
-    ProposalWithdrawn,
-    ResponseExpired,
 )
 from services.notifications import handlers
 from services.notifications.api import router
 from services.notifications.dispatch import dispatch
 from services.notifications.handlers import Policy
+from services.notifications.partners import PROJECTIONS
+from services.notifications.rules import CAUSES as PEOPLE_CAUSES
 from services.notifications.settings import NotificationsSettings, notifications_settings
 from services.runtime.consumer import Delivery, EventConsumer, Handler
 from services.runtime.service import ServiceContext, ServiceDefinition
 
 log = structlog.get_logger(__name__)
 
-# Events that may cause notifications, to people (rules.py) or to partner systems (partners.py).
-CAUSES: tuple[type[Event], ...] = (
-    MatchProposed, ProposalReviewed, ProposalReviewedV2, ApprovalDecided, ApprovalDecidedV2, DecisionOverdue,
-    BeneficiaryResponded, HostResponded, ResponseExpired, PlacementConfirmed, ProposalWithdrawn, HostRegistered,
-    CapacityUpdated, HostUpdated,
-)
+# Events that may cause notifications: to people (rules.py) or to partner systems (partners.py).
+CAUSES: tuple[type[Event], ...] = tuple(dict.fromkeys((*PEOPLE_CAUSES, *PROJECTIONS)))
 
 
 def policy_of(settings: NotificationsSettings) -> Policy:
