@@ -114,7 +114,7 @@ async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverPara
         snapshot, pending_ids = snapshot_from_rows(pool_id, rows)
         result = await asyncio.to_thread(solve, snapshot, params)
         replay = {"watermark": watermark, "as_of": as_of.isoformat(),
-                  "digests": inputs_part_digests(snapshot, params), "wall_limit_hit": wall_limit_hit(result)}
+                  "digests": inputs_part_digests(snapshot, params), "wall_limit_hit": result.wall_limit_hit}
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"apply:{pool_id}")
             made, withdrawn = await apply(connection, context.source, snapshot, pending_ids, result, params,
@@ -214,11 +214,6 @@ async def apply(
                            blocking_pairs=result.blocking_pairs, stability=result.stability)
     await record_event(connection, run, source=source)
     return made, withdrawn
-
-
-def wall_limit_hit(result: SolveResult) -> bool:
-    """Whether a phase stopped on the wall clock: then a re-run may legitimately differ."""
-    return any("wall time limit reached" in warning for warning in result.warnings)
 
 
 class Load:

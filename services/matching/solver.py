@@ -218,6 +218,8 @@ class SolveResult:
     stability: str = ""
     #: dynamic mode: the mean number of phantom future cases the plan placed per scenario
     future_placed: float | None = None
+    #: a phase stopped on the wall clock rather than its deterministic budget: a re-run may differ
+    wall_limit_hit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for events and the audit stream."""
@@ -237,6 +239,7 @@ class SolveResult:
             "warnings": list(self.warnings), "mechanism": self.mechanism,
             "blocking_pairs": self.blocking_pairs, "blocking_pairs_bound": self.blocking_pairs_bound,
             "stability": self.stability, "future_placed": self.future_placed,
+            "wall_limit_hit": self.wall_limit_hit,
         }
 
 
@@ -319,6 +322,7 @@ class _Run:
         self.host_index = self.scores.host_index
         self.host_keys = np.array([_key(h.host_id) for h in self.hosts], dtype=np.int64)
         self.warnings: list[str] = []
+        self.wall_limit_hit = False
         self.phases: list[PhaseRecord] = []
         self.disruption = round(SCORE_SCALE * params.weights.disruption_cost)
         self.det_budget = params.time_limit_s
@@ -600,6 +604,7 @@ class _Run:
         if solved.status != "OPTIMAL":
             self.proven = False
         if solved.wall_limit_hit:
+            self.wall_limit_hit = True
             self.warnings.append(f"{name}: wall time limit reached; this run may not be reproducible")
         return solved
 
@@ -1372,7 +1377,8 @@ class _Run:
             objective=objective, bound=bound, gap=gap, status=status,
             duration_s=time.perf_counter() - self.started, solver_version=_SOLVER_VERSION,
             inputs_digest=digest, protected_placed=protected, explanations=self.explain(assignments),
-            phases=tuple(self.phases), warnings=tuple(self.warnings), mechanism=self.params.mechanism,
+            phases=tuple(self.phases), warnings=tuple(self.warnings), wall_limit_hit=self.wall_limit_hit,
+            mechanism=self.params.mechanism,
             blocking_pairs=blocking,
             blocking_pairs_bound=self.blocking_lower if self.params.mechanism == "stable" else None,
             stability=stability, future_placed=getattr(self, "future_placed", None),

@@ -394,3 +394,12 @@ def test_blocking_pairs_on_a_hand_checked_two_by_two_pool() -> None:
     assert blocking_pairs(snapshot, {"a": "h2", "b": "h1"}) == 0
     # nobody placed: every compatible pair blocks (each host has room)
     assert blocking_pairs(snapshot, {}) == 4
+
+
+def test_a_run_cut_off_by_the_wall_clock_says_so_and_one_within_its_budget_does_not() -> None:
+    """Replay trusts this flag to tell a legitimate difference from tampering, so it must be exact."""
+    snapshot = pool([case(f"c{i:03d}", people=1 + i % 3, beds=1 + i % 3, arrived_seq=i) for i in range(120)],
+                    [host(f"h{j:02d}", people=4 + j % 5, place=f"p{j % 3}") for j in range(12)])
+    cut_off = solve(snapshot, SolverParams(time_limit_s=50.0, wall_time_limit_s=0.01))
+    assert cut_off.wall_limit_hit and cut_off.to_dict()["wall_limit_hit"]
+    assert not solve(snapshot, FAST).wall_limit_hit
