@@ -23,6 +23,7 @@ Urgency and vulnerability are not scores: with the number placed and arrival ord
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -212,6 +213,13 @@ class SolverParams:
             raise ValueError(f"unknown mechanism {self.mechanism!r}; one of {', '.join(MECHANISMS)}")
         if self.expected_arrivals < 0 or self.scenarios < 1 or self.arrival_history < 1:
             raise ValueError("expected_arrivals >= 0, scenarios >= 1 and arrival_history >= 1 required")
+
+    def to_record(self) -> dict[str, Any]:
+        """Every parameter but the seed (a run records it beside them), JSON-ready: the one place that
+        says what a run records, what the inputs digest covers and what a replay reads back."""
+        record = dataclasses.asdict(self)
+        del record["seed"]
+        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +422,6 @@ def _host_record(host: Host) -> dict[str, Any]:
 
 def canonical_inputs(snapshot: PoolSnapshot, params: SolverParams) -> dict[str, Any]:
     """The canonical, JSON-ready form of a run's inputs (sets and unordered tuples sorted)."""
-    w = params.weights
     return {
         "version": DIGEST_VERSION,
         "pool_id": snapshot.pool_id,
@@ -423,16 +430,7 @@ def canonical_inputs(snapshot: PoolSnapshot, params: SolverParams) -> dict[str, 
         "fixed": sorted(snapshot.fixed.items()),
         "pending": sorted(snapshot.pending.items()),
         "forbidden": sorted(snapshot.forbidden),
-        "params": {
-            "weights": {"beneficiary_preference": w.beneficiary_preference,
-                        "host_preference": w.host_preference, "prospects": w.prospects,
-                        "ties": w.ties, "disruption_cost": w.disruption_cost},
-            "time_limit_s": params.time_limit_s, "seed": params.seed, "workers": params.workers,
-            "relative_gap": params.relative_gap, "top_k": params.top_k,
-            "wall_time_limit_s": params.wall_time_limit_s, "mechanism": params.mechanism,
-            "expected_arrivals": params.expected_arrivals, "scenarios": params.scenarios,
-            "arrival_history": params.arrival_history,
-        },
+        "params": {**params.to_record(), "seed": params.seed},
     }
 
 

@@ -190,13 +190,7 @@ async def apply(
                 urgency=case.urgency, score=score, explanation=explanation), source=source)
         made += 1
 
-    parameters: dict[str, object] = {
-        "weights": dataclasses.asdict(params.weights), "time_limit_s": params.time_limit_s,
-        "wall_time_limit_s": params.wall_time_limit_s, "workers": params.workers, "top_k": params.top_k,
-        "relative_gap": params.relative_gap, "mechanism": params.mechanism,
-        "expected_arrivals": params.expected_arrivals, "scenarios": params.scenarios,
-        "arrival_history": params.arrival_history,
-    }
+    parameters: dict[str, object] = params.to_record()
     inputs: dict[str, object] = {
         "cases": len(solved.cases), "hosts": len(solved.hosts), "fixed": len(solved.fixed),
         "pending": len(solved.pending), "forbidden": len(solved.forbidden),

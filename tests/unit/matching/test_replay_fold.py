@@ -30,9 +30,9 @@ from schemas.events import (
     SolverRunRecorded,
 )
 from services.matching import app
-from services.matching.model import SolverParams, inputs_digest, inputs_part_digests
+from services.matching.model import SolverParams, Weights, inputs_digest, inputs_part_digests
 from services.matching.pool import arrival_seq
-from services.matching.replay import INPUT_FOLDS, Record, main, rebuild, replay
+from services.matching.replay import INPUT_FOLDS, Record, main, params_of, rebuild, replay
 
 POOL = "pool-fold"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -72,10 +72,7 @@ class Log:
             replay["digests"] = digests
         return self.add(SolverRunRecorded(
             run_id=run_id, pool_id=POOL, inputs_digest=digest, inputs={"cases": 0, "replay": replay},
-            parameters={"weights": {"beneficiary_preference": 1.0, "host_preference": 0.5, "prospects": 1.0,
-                                    "ties": 0.5, "disruption_cost": 0.25},
-                        "time_limit_s": params.time_limit_s, "wall_time_limit_s": params.wall_time_limit_s,
-                        "workers": params.workers, "top_k": params.top_k, "relative_gap": params.relative_gap},
+            parameters=params.to_record(),
             solver_version="test", seed=params.seed, status="OPTIMAL", objective=0.0, bound=0.0, gap=0.0,
             duration_s=0.0, proposals=0, withdrawals=0))
 
@@ -228,3 +225,13 @@ def test_a_run_without_a_watermark_cannot_be_replayed(capsys, monkeypatch) -> No
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(lines))
     assert main(["--run", "run-old"]) == 3
     assert json.loads(capsys.readouterr().out)["outcome"] == "cannot_replay"
+
+
+def test_a_runs_recorded_parameters_read_back_as_the_same_parameters() -> None:
+    params = SolverParams(weights=Weights(ties=0.3, disruption_cost=0.1), time_limit_s=2.5, seed=7, workers=2,
+                          relative_gap=0.01, top_k=12, wall_time_limit_s=4.0, mechanism="dynamic",
+                          expected_arrivals=9, scenarios=3, arrival_history=50)
+    run = SolverRunRecorded(run_id="run-p", pool_id=POOL, inputs_digest="d", inputs={}, parameters=params.to_record(),
+                            solver_version="test", seed=params.seed, status="OPTIMAL", objective=0.0, bound=0.0,
+                            gap=0.0, duration_s=0.0, proposals=0, withdrawals=0)
+    assert params_of(run) == params
