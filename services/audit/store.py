@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from schemas.events import CaseRegistered, CaseSubmitted, NotificationRequested
 from services.audit.chain import AuditRecord, payload_json
 from services.audit.checkpoint import Checkpoint, SignedCheckpoint
 
@@ -18,22 +19,15 @@ COLUMNS = (
 # One writer at a time extends the chain; the lock is held until the appending transaction ends.
 APPEND_LOCK = 7_461_001
 CHECKPOINT_COLUMNS = "size, root_hash, last_record_hash, sealed_at, key_id, signature"
-NOTIFICATION_REQUESTED = "centre.notification.requested.v1"
-CASE_REGISTERED = "centre.case.registered.v1"
-CASE_SUBMITTED = "centre.partner.case-submitted.v1"
-SOLVER_RUN_RECORDED = "centre.match.solver-run-recorded.v1"
+NOTIFICATION_REQUESTED = NotificationRequested.type
+CASE_REGISTERED = CaseRegistered.type
+CASE_SUBMITTED = CaseSubmitted.type
 
 
 def record_of(row: asyncpg.Record) -> AuditRecord:
     """A stored row as a record; positional, because verify builds a million of these."""
     return AuditRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
                        json.loads(row[10]), row[11], row[12])
-
-
-def payload_text(payload: object) -> str:
-    """The payload as stored: its canonical JSON, the very text its record's hash covers, so that verify can
-    hash stored records without parsing them (``chain.stored_record_hash``)."""
-    return payload_json(payload)
 
 
 # --- appending ------------------------------------------------------------------------------------------
@@ -59,7 +53,7 @@ async def append(connection: asyncpg.Connection, record: AuditRecord) -> None:
     await connection.execute(
         f"INSERT INTO records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         record.seq, record.event_id, record.event_type, record.source, record.subject, record.event_time,
-        record.topic, record.partition, record.offset, record.traceparent, payload_text(record.payload),
+        record.topic, record.partition, record.offset, record.traceparent, payload_json(record.payload),
         record.prev_hash, record.record_hash,
     )
 
@@ -71,7 +65,7 @@ async def append_many(connection: asyncpg.Connection, records: Sequence[AuditRec
         columns=[name.strip().strip('"') for name in COLUMNS.split(",")],
         records=[
             (record.seq, record.event_id, record.event_type, record.source, record.subject, record.event_time,
-             record.topic, record.partition, record.offset, record.traceparent, payload_text(record.payload),
+             record.topic, record.partition, record.offset, record.traceparent, payload_json(record.payload),
              record.prev_hash, record.record_hash)
             for record in records
         ],

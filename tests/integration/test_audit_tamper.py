@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from services.audit import store
-from services.audit.chain import AuditRecord, seal, stored_record_hash
+from services.audit.chain import AuditRecord, payload_json, seal, stored_record_hash
 from services.audit.checkpoint import SignedCheckpoint, generate_private_key, load_public_key_pem, public_key_to_pem
 from services.audit.checkpoints import seal_checkpoint
 from services.audit.recorder import Recorder
@@ -95,7 +95,7 @@ async def rewrite(connection: asyncpg.Connection, records: list[AuditRecord]) ->
     await connection.executemany(
         "UPDATE records SET event_id = $2, payload = $3, prev_hash = $4, record_hash = $5, event_time = $6"
         " WHERE seq = $1",
-        [(r.seq, r.event_id, store.payload_text(r.payload), r.prev_hash, r.record_hash, r.event_time)
+        [(r.seq, r.event_id, payload_json(r.payload), r.prev_hash, r.record_hash, r.event_time)
          for r in records])
 
 
