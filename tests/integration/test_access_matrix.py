@@ -368,6 +368,7 @@ async def test_a_partner_manages_only_its_own_subscriptions_and_its_own_hosts_co
     assert theirs.status_code == 403 and "another organisation" in theirs.json()["detail"]
     own_path, _ = await own_subscription(centre)
     listed = await centre.notifications.get("/subscriptions", headers=authorization("other partner"))
+    assert listed.status_code == 200
     assert own_path.rsplit("/", 1)[-1] not in {row["subscription_id"] for row in listed.json()}
     peeking = await centre.notifications.get("/subscriptions", params={"organisation_id": OWN_ORGANISATION},
                                              headers=authorization("other partner"))

@@ -179,13 +179,11 @@ def test_same_inputs_give_the_same_proposals_whatever_the_order(snapshot: PoolSn
 
 
 @settings(max_examples=50, deadline=None)
-@given(pools(with_state=True))
+@given(pools(min_size=1, with_state=True))
 def test_vectorised_scores_equal_the_scalar_definitions(snapshot: PoolSnapshot) -> None:
     weights = Weights(beneficiary_preference=1.3, host_preference=0.7, prospects=0.9, ties=0.4)
     cases, hosts = snapshot.cases, snapshot.hosts
     scores = PoolScores(cases, hosts, POOL, snapshot.forbidden, weights)
-    if not cases or not hosts:
-        return
     rows = scores.rows(list(range(len(cases))))
     for i, c in enumerate(cases):
         for j, h in enumerate(hosts):
