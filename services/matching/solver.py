@@ -113,6 +113,7 @@ from typing import Any, Final
 import numpy as np
 
 from services.matching.cpsat_model import ArrayModel, Solved
+from services.matching.exchange import Candidates, better_hosts
 from services.matching.explanation import Alternative, AlternativeReason, Explanation
 from services.matching.model import (
     STUDY_SHARE,
@@ -580,6 +581,9 @@ class _Run:
                 best, best_values = choice, values
         self.choice = best
 
+    def _candidates(self) -> Candidates:
+        return Candidates(self.start, self.x_host, self.unit_demand, self.remaining)
+
     def _values(self, levels: Sequence[_Level], choice: IntArray) -> list[int]:
         placed = choice >= 0
         return [int(level.weights[placed].sum()) for level in levels]
@@ -811,6 +815,14 @@ class _Run:
             model.linear(indicators, [1] * len(indicators), 0, max(self.blocking_found - constant, 0))
         x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
         offers_hint = self._greedy_offers(x_hint)
+        if self.blocking_found is None:
+            # exchanges within classes first (see exchange.py); they ignore jobs and study places,
+            # so the hint with its offers must come out better to be kept
+            exchanged = better_hosts(self.choice, self._candidates(), self.x_gain)
+            x_new = (exchanged[self.x_unit[positions]] == positions).astype(np.int64)
+            offers_new = self._greedy_offers(x_new)
+            if gains @ np.concatenate([x_new, offers_new]) > gains @ np.concatenate([x_hint, offers_hint]):
+                self.choice, x_hint, offers_hint = exchanged, x_new, offers_new
         full_hint = np.zeros(model.n, dtype=np.int64)
         full_hint[: len(positions) + len(offers_hint)] = np.concatenate([x_hint, offers_hint])
         if self.blocking_found is not None:
