@@ -36,6 +36,10 @@ HostType = Literal["sponsor_group", "municipality", "employer", "education_insti
 
 URGENCIES: Final[tuple[Urgency, ...]] = get_args(Urgency)
 MECHANISMS: Final[tuple[Mechanism, ...]] = get_args(Mechanism)
+#: What a run searches: the whole pool, or only what the changes since the pending proposals touch
+#: (see ``neighbourhood.py``).
+Scope = Literal["pool", "changes"]
+SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
 HOST_TYPES: Final[tuple[HostType, ...]] = get_args(HostType)
 
 #: Share of :func:`beneficiary_preference` that comes from the ranked places (the rest: host types).
@@ -192,6 +196,10 @@ class SolverParams:
     sampled ``scenarios`` times (seeded by ``seed``) from the attribute mix of the pool's
     ``arrival_history`` most recent arrivals, as phantom cases that compete for capacity in the
     welfare phase (proposals are made for real cases only).
+
+    ``scope``: ``"pool"`` (default) searches the whole pool; ``"changes"`` keeps the pending
+    proposals that nothing has touched as they are and searches the rest (``neighbourhood.py``), which
+    is how the service re-solves between its periodic whole-pool solves.
     """
 
     weights: Weights = field(default_factory=Weights)
@@ -205,12 +213,15 @@ class SolverParams:
     expected_arrivals: int = 0
     scenarios: int = 4
     arrival_history: int = 200
+    scope: Scope = "pool"
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0 or self.workers < 1 or self.top_k < 1 or self.relative_gap < 0:
             raise ValueError("time_limit_s > 0, workers >= 1, top_k >= 1 and relative_gap >= 0 required")
         if self.mechanism not in MECHANISMS:
             raise ValueError(f"unknown mechanism {self.mechanism!r}; one of {', '.join(MECHANISMS)}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}; one of {', '.join(SCOPES)}")
         if self.expected_arrivals < 0 or self.scenarios < 1 or self.arrival_history < 1:
             raise ValueError("expected_arrivals >= 0, scenarios >= 1 and arrival_history >= 1 required")
 

@@ -434,8 +434,9 @@ def params_of(run: SolverRunRecorded) -> SolverParams:
     # Parameters a run may not have recorded (older runs) keep SolverParams' defaults, as they had then.
     optional: dict[str, Any] = {name: int(_number(recorded[name], 0)) for name in
                                 ("expected_arrivals", "scenarios", "arrival_history") if name in recorded}
-    if "mechanism" in recorded:
-        optional["mechanism"] = str(recorded["mechanism"])
+    for name in ("mechanism", "scope"):
+        if name in recorded:
+            optional[name] = str(recorded[name])
     try:
         return SolverParams(
             weights=Weights(**{k: _number(v, 0.0) for k, v in weights.items()}) if isinstance(weights, Mapping)

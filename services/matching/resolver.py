@@ -26,6 +26,7 @@ from services.matching.model import (
     Host,
     Mechanism,
     PoolSnapshot,
+    Scope,
     SolverParams,
     Weights,
     compatible,
@@ -65,6 +66,9 @@ class MatchingSettings(ServiceSettings):
     matching_expected_arrivals: int = 0
     matching_scenarios: int = 4
     matching_arrival_history: int = 200
+    # Between whole-pool solves a pool is re-solved around its changes (services/matching/neighbourhood.py):
+    # the first solve of a pool after a start, and every n-th after it, search the whole pool.
+    matching_full_solve_every: int = 10
 
     def solver_params(self) -> SolverParams:
         return SolverParams(
@@ -91,12 +95,23 @@ async def resolve_dirty_pools(context: ServiceContext) -> None:
     """The background task: every coalescing window, solve each pool marked dirty since its last solve."""
     settings = MatchingSettings()
     params = settings.solver_params()
+    solved: dict[str, int] = defaultdict(int)  # solves per pool since this process started
     while True:
         await asyncio.sleep(settings.matching_coalesce_window_s)
         async with context.pool.acquire() as connection:
             dirty = await store.dirty_pools(connection)
         for row in dirty:
-            await resolve_pool(context, row["pool_id"], params)
+            pool_id = row["pool_id"]
+            scope = scope_of_solve(solved[pool_id], settings.matching_full_solve_every)
+            scoped = dataclasses.replace(params, scope=scope)
+            if await resolve_pool(context, pool_id, scoped) is not None:
+                solved[pool_id] += 1
+
+
+def scope_of_solve(solves_so_far: int, full_solve_every: int) -> Scope:
+    """The first solve of a pool after a start, and every ``full_solve_every``-th after it, search the
+    whole pool; the others re-solve around the changes (services/matching/neighbourhood.py)."""
+    return "pool" if solves_so_far % max(full_solve_every, 1) == 0 else "changes"
 
 
 async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverParams) -> SolveResult | None:

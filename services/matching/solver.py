@@ -130,6 +130,7 @@ from services.matching.model import (
     prospects_parts,
     ties,
 )
+from services.matching.neighbourhood import kept_proposals
 from services.matching.scores import (
     DEMAND_DIMENSIONS,
     SCORE_SCALE,
@@ -1521,7 +1522,19 @@ def solve(snapshot: PoolSnapshot, params: SolverParams | None = None) -> SolveRe
     """
     params = params or SolverParams()
     digest = inputs_digest(snapshot, params)
+    began = time.perf_counter()
+    kept: frozenset[str] = frozenset()
+    if params.scope == "changes" and snapshot.pending:
+        # proposals nothing touched stay as they are, as if approved (neighbourhood.py)
+        kept = kept_proposals(snapshot, params.weights)
+        snapshot = dataclasses.replace(
+            snapshot, fixed={**snapshot.fixed, **{c: snapshot.pending[c] for c in kept}},
+            pending={c: h for c, h in snapshot.pending.items() if c not in kept})
     run = _Run(snapshot, params)
+    run.started = began
+    if params.scope == "changes":
+        run.phases.append(PhaseRecord("kept_pending", "KEPT", len(kept), len(kept) + len(snapshot.pending),
+                                      0.0, time.perf_counter() - began))
     run.fixed_usage()
     run.build_units()
     if len(run.x_host):

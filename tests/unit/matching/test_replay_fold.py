@@ -230,7 +230,7 @@ def test_a_run_without_a_watermark_cannot_be_replayed(capsys, monkeypatch) -> No
 def test_a_runs_recorded_parameters_read_back_as_the_same_parameters() -> None:
     params = SolverParams(weights=Weights(ties=0.3, disruption_cost=0.1), time_limit_s=2.5, seed=7, workers=2,
                           relative_gap=0.01, top_k=12, wall_time_limit_s=4.0, mechanism="dynamic",
-                          expected_arrivals=9, scenarios=3, arrival_history=50)
+                          expected_arrivals=9, scenarios=3, arrival_history=50, scope="changes")
     run = SolverRunRecorded(run_id="run-p", pool_id=POOL, inputs_digest="d", inputs={}, parameters=params.to_record(),
                             solver_version="test", seed=params.seed, status="OPTIMAL", objective=0.0, bound=0.0,
                             gap=0.0, duration_s=0.0, proposals=0, withdrawals=0)
