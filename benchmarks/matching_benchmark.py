@@ -59,7 +59,8 @@ from services.matching.scores import PoolScores
 from services.matching.solver import SolveResult, blocking_pairs, solve
 
 FULL = SolverParams(time_limit_s=10.0, wall_time_limit_s=60.0, relative_gap=0.01)
-BIG = SolverParams(time_limit_s=20.0, wall_time_limit_s=60.0, relative_gap=0.01)
+#: the wall stop leaves room for what follows the search (explanations, blocking pairs: ~12 s at this size)
+BIG = SolverParams(time_limit_s=20.0, wall_time_limit_s=45.0, relative_gap=0.01)
 STABLE = dataclasses.replace(FULL, mechanism="stable")
 #: dynamic arrivals: (program, cases, hosts, batches). Municipal: on labour pools (employers with jobs)
 #: the hindsight solve's welfare phase stalls at a gap of 30 % and more, which would make it no yardstick

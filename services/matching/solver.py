@@ -49,7 +49,12 @@ How a run works
    ``job[case, host, o]`` and ``study[case, host]`` booleans can only be true where the case is
    placed, within open jobs per occupation and study places, and earn the prospects share they
    stand for. Fixing the set implies every protection level and gives CP-SAT a tight assignment
-   relaxation; the price is that welfare cannot swap two equally-ranked cases.
+   relaxation; the price is that welfare cannot swap two equally-ranked cases. The hint is first
+   improved by exchanges among households of equal demand (``exchange.py``), which CP-SAT's own
+   search did not find within the budget on tightly packed pools.
+5. **Scope.** ``SolverParams.scope = "changes"`` first keeps, as if approved, the pending proposals
+   that no change touched (``neighbourhood.py``), so a re-solve after one event models only what the
+   event can reach; ``"pool"`` (default) searches everything.
 
 Mechanisms (``SolverParams.mechanism``)
 ---------------------------------------
