@@ -87,10 +87,14 @@ async def test_an_overdue_urgent_decision_is_escalated_once_and_the_approvers_de
 
     [note] = await eventually(told, what="the overdue decision told to the approvers' desk")
     assert (note["recipient_kind"], note["recipient_ref"]) == ("approver", f"desk:{pool_id}")
-    # The escalation is in the audit log once, between the review and anything after it.
-    escalations = [record for record in await centre.audit_of(case_id)
-                   if record["event_type"] == "centre.approval.overdue.v1"]
-    assert len(escalations) == 1
+    # The escalation reaches the audit log once; the audit service consumes it on its own time, so
+    # being told (by notifications) says nothing about whether it is recorded yet.
+    async def escalations() -> list[dict[str, Any]] | None:
+        found = [record for record in await centre.audit_of(case_id)
+                 if record["event_type"] == "centre.approval.overdue.v1"]
+        return found or None
+
+    assert len(await eventually(escalations, what="the escalation in the audit log")) == 1
 
 
 async def test_an_unanswered_offer_expires_as_a_decline_and_the_case_is_matched_elsewhere_never_there_again(
