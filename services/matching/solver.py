@@ -337,6 +337,8 @@ class _Run:
         self.proven = True
         #: a case lost an allowed host with room to top-K pruning (stability claims then hold over candidates)
         self.pruned = False
+        #: pending proposals kept as they are by a re-solve around the changes (claims hold given them)
+        self.kept = 0
         #: stable mode: the fewest blocking pairs found, its proven lower bound, and whether it is proven
         self.blocking_found: int | None = None
         self.blocking_lower: int | None = None
@@ -1409,6 +1411,8 @@ class _Run:
         if self.params.mechanism != "stable":
             return f"{blocking} blocking pairs ({self.params.mechanism} mode does not seek stability)"
         over = " over the candidate hosts" if self.pruned else ""
+        if self.kept:
+            over += f" given the {self.kept} pending proposals kept by this re-solve"
         if self.blocking_found is None or self.blocking_lower is None:
             return f"{blocking} blocking pairs: the stability phase found no solution within its budget"
         if self.blocking_lower > 0:
@@ -1537,6 +1541,7 @@ def solve(snapshot: PoolSnapshot, params: SolverParams | None = None) -> SolveRe
             pending={c: h for c, h in snapshot.pending.items() if c not in kept})
     run = _Run(snapshot, params)
     run.started = began
+    run.kept = len(kept)
     if params.scope == "changes":
         run.phases.append(PhaseRecord("kept_pending", "KEPT", len(kept), len(kept) + len(snapshot.pending),
                                       0.0, time.perf_counter() - began))
