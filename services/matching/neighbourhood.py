@@ -12,11 +12,11 @@ welfare phase had no time left (``benchmarks/matching_benchmark.py``, docs/match
 A pending proposal is re-opened when
 - its host no longer holds everything fixed and pending there (a capacity cut): every proposal there;
 - the pair is no longer allowed (declined or rejected, or no longer compatible);
-- a case linked to it is waiting or re-opened (linked cases are placed together);
+- a case linked to it is waiting, re-opened or elsewhere (linked cases are placed together);
 - a case of higher protection rank (emergency, then urgent, then vulnerable) is waiting or re-opened,
-  may go to its host, and would fit there if proposals of lower rank left: each such case re-opens
-  the lower-ranked proposals at its ``BUMP_HOSTS`` best such hosts by score. Repeated until nothing
-  more opens, since a re-opened case may in turn outrank others.
+  has no free room at any host it may go to, and would fit at this proposal's host if the proposals
+  of lower rank there left: each such case re-opens them at its ``BUMP_HOSTS`` best such host by
+  score. Repeated until nothing more opens, since a re-opened case may in turn outrank others.
 
 What a re-solve around the changes gives up: chains of moves that start far from any change (moving a
 proposal to make room elsewhere for a case that already waited). The resolver therefore solves the
@@ -32,8 +32,10 @@ import numpy as np
 from services.matching.model import Case, PoolSnapshot, Weights, compatible
 from services.matching.scores import DEMAND_DIMENSIONS, BoolArray, IntArray, PoolScores, capacity_of, demand_of
 
-#: Hosts at which one waiting case of higher rank re-opens lower-ranked proposals.
-BUMP_HOSTS: Final = 3
+#: Hosts at which one waiting case of higher rank re-opens lower-ranked proposals: one is enough, since
+#: the case fits there once they leave (more only made re-solves slower: a 750 x 75 pool's capacity
+#: cuts re-opened up to 80 % of its proposals with 3).
+BUMP_HOSTS: Final = 1
 #: Cases scored at once.
 CHUNK: Final = 256
 #: Protection ranks: emergency 4, urgent 2, vulnerable 1, summed; 0 for everyone else.
@@ -70,13 +72,14 @@ def kept_proposals(snapshot: PoolSnapshot, weights: Weights) -> frozenset[str]:
             if (k := case_index.get(other)) is not None:
                 linked[i].add(k)
                 linked[k].add(i)
-    fixed = {case_index[c] for c in snapshot.fixed if c in case_index}
+    fixed = {case_index[c]: host_index.get(h, -1) for c, h in snapshot.fixed.items() if c in case_index}
     scores = PoolScores(cases, hosts, snapshot.pool_id, snapshot.forbidden, weights)
     bumped_by: set[int] = set()  # cases whose bumps are already counted
     while True:
         before = len(kept)
         open_cases = {i for i in range(len(cases)) if i not in kept and i not in fixed}
-        kept -= {i for i in kept if linked[i] & open_cases}
+        # linked cases share one host: a proposal stays only if each linked case stays with it
+        kept -= {i for i in kept if any(pending[i] != (pending[k] if k in kept else fixed.get(k)) for k in linked[i])}
         needing = sorted(i for i in open_cases if ranks[i] and i not in bumped_by)
         bumped_by.update(needing)
         room, below = _room(kept, pending, ranks, demand, left)
@@ -88,15 +91,14 @@ def kept_proposals(snapshot: PoolSnapshot, weights: Weights) -> frozenset[str]:
 
 def _room(kept: set[int], pending: dict[int, int], ranks: IntArray, demand: IntArray,
           left: IntArray) -> tuple[IntArray, list[list[list[int]]]]:
-    """``room[r, j]``: what host ``j`` could offer a case of rank ``r`` if one kept proposal of lower
-    rank left (per dimension, the largest such proposal: a superset of the real bumps, so never too
-    few re-open); ``below[r][j]``: those proposals."""
+    """``below[r][j]``: the kept proposals at host ``j`` of rank below ``r``; ``room[r, j]``: what host
+    ``j`` offers a case of rank ``r`` once they are all re-opened (which is what a bump does)."""
     room = np.repeat(left[None, :, :], RANKS, axis=0)
     below: list[list[list[int]]] = [[[] for _ in range(len(left))] for _ in range(RANKS)]
     for i in sorted(kept):
         j = pending[i]
         for r in range(int(ranks[i]) + 1, RANKS):
-            room[r, j] = np.maximum(room[r, j], left[j] + demand[i])
+            room[r, j] += demand[i]
             below[r][j].append(i)
     return room, below
 
@@ -109,6 +111,8 @@ def _bumped(needing: list[int], room: IntArray, below: list[list[list[int]]], ra
     fits_now = np.asarray((need[:, None, :] <= left[None, :, :]).all(axis=2))
     fits_after = (need[:, None, :] <= room[ranks[needing]]).all(axis=2)
     possible = rows.allowed & ~fits_now & fits_after
+    # a case with free room at a host it may go to takes that room; it needs nobody to leave
+    possible &= ~(rows.allowed & fits_now).any(axis=1, keepdims=True)
     best = np.where(possible, rows.score, -np.inf)
     out: set[int] = set()
     for r, i in enumerate(needing):

@@ -71,6 +71,14 @@ def test_a_proposal_linked_to_a_waiting_case_is_reopened() -> None:
     assert kept_proposals(snapshot, Weights()) == {"b"}
 
 
+def test_linked_proposals_at_different_hosts_are_both_reopened() -> None:
+    a = case("a", linked_case_ids=frozenset({"b"}))
+    snapshot = pool([a, case("b")], [host("h1", people=2), host("h2", people=2)], pending={"a": "h1", "b": "h2"})
+    assert kept_proposals(snapshot, Weights()) == set()
+    result = solve(snapshot, AROUND_CHANGES)
+    assert result.assignments["a"] == result.assignments["b"]
+
+
 def test_room_that_opened_is_used_without_reopening_anything() -> None:
     grown = dataclasses.replace(settled(), cases=(*settled().cases, case("new", arrived_seq=3)),
                                 hosts=(host("h1", capacity=Capacity(people=2, beds=2)), host("h2")))
