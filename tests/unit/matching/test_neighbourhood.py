@@ -43,7 +43,7 @@ def test_a_declined_pair_is_reopened() -> None:
     assert kept_proposals(declined, Weights()) == {"b"}
 
 
-def test_a_waiting_emergency_reopens_proposals_it_outranks_at_its_best_hosts_and_takes_a_place() -> None:
+def test_a_waiting_emergency_reopens_the_proposals_it_outranks_at_its_best_host_and_takes_a_place() -> None:
     normal = [case(f"n{k}", arrived_seq=k) for k in range(BUMP_HOSTS + 1)]
     hosts = [host(f"h{k}") for k in range(BUMP_HOSTS + 1)]
     snapshot = pool([*normal, case("e", urgency="emergency", arrived_seq=9)], hosts,
