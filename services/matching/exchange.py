@@ -69,7 +69,7 @@ def better_hosts(choice: IntArray, candidates: Candidates, gain: IntArray) -> In
     return choice
 
 
-def _positions(start: IntArray, units: IntArray) -> tuple[IntArray, IntArray]:
+def positions_of(start: IntArray, units: IntArray) -> tuple[IntArray, IntArray]:
     """The flat candidate positions of ``units`` and, for each, the index of its unit in ``units``."""
     sizes = start[units + 1] - start[units]
     owner = np.repeat(np.arange(len(units)), sizes)
@@ -88,7 +88,7 @@ def _best_within_class(units: IntArray, demand: IntArray, choice: IntArray, used
     left = np.maximum(candidates.remaining - used, 0)
     free = (left[:, needed] // demand[needed]).min(axis=1) if needed.any() else np.full(n_hosts, n_units)
     slots = occupied + np.minimum(free, n_units)
-    positions, owner = _positions(candidates.start, units)
+    positions, owner = positions_of(candidates.start, units)
     keep = slots[candidates.host[positions]] > 0
     positions, owner = positions[keep], owner[keep]
     # among equally good answers keep units where they are, so that nothing moves without a gain

@@ -118,7 +118,7 @@ from typing import Any, Final
 import numpy as np
 
 from services.matching.cpsat_model import ArrayModel, Solved
-from services.matching.exchange import Candidates, better_hosts
+from services.matching.exchange import Candidates, better_hosts, positions_of
 from services.matching.explanation import Alternative, AlternativeReason, Explanation
 from services.matching.model import (
     STUDY_SHARE,
@@ -622,14 +622,14 @@ class _Run:
 
     def _positions(self, units: IntArray) -> IntArray:
         """Flat candidate positions of ``units`` (in unit order)."""
-        if not len(units):
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([np.arange(self.start[u], self.start[u + 1]) for u in units]).astype(np.int64)
+        return positions_of(self.start, units)[0]
 
-    def _assignment_model(self, units: IntArray, exactly: bool, n_extra: int = 0) -> tuple[ArrayModel, IntArray]:
+    def _assignment_model(self, units: IntArray, exactly: bool,
+                          n_extra: int = 0) -> tuple[ArrayModel, IntArray, IntArray]:
         """Booleans for the candidate positions of ``units`` (numbered first, in order), one host per
-        unit (at most or exactly), and every host's remaining capacity in every dimension."""
-        positions = self._positions(units)
+        unit (at most or exactly), and every host's remaining capacity in every dimension. Returns the
+        model, the positions and, for each position, the index of its unit in ``units``."""
+        positions, owner = positions_of(self.start, units)
         model = ArrayModel(len(positions) + n_extra)
         sizes = (self.start[units + 1] - self.start[units]).tolist()
         offset = 0
@@ -651,7 +651,7 @@ class _Run:
                 if coefficients.sum() > self.remaining[j, d]:
                     keep = coefficients > 0
                     model.linear(local[keep], coefficients[keep], 0, int(self.remaining[j, d]))
-        return model, positions
+        return model, positions, owner
 
     # -- phase 1: protection ------------------------------------------------------------------------
 
@@ -709,8 +709,7 @@ class _Run:
                 floors.append(value)
                 continue
             units = level.units
-            model, positions = self._assignment_model(units, exactly=False)
-            local_unit = np.repeat(np.arange(len(units)), self.start[units + 1] - self.start[units])
+            model, positions, local_unit = self._assignment_model(units, exactly=False)
             for earlier, floor in zip(levels[:k], floors, strict=True):
                 coefficients = earlier.weights[units][local_unit]
                 keep = np.flatnonzero(coefficients)
@@ -791,7 +790,7 @@ class _Run:
         positions = self._positions(placed_units)
         self._offers(positions, len(positions))
         self.welfare_positions = positions
-        model, _ = self._assignment_model(placed_units, exactly=True, n_extra=len(self.offers))
+        model, _, _ = self._assignment_model(placed_units, exactly=True, n_extra=len(self.offers))
         by_job: dict[tuple[int, str], list[int]] = defaultdict(list)
         by_study: dict[int, list[int]] = defaultdict(list)
         for local, mine in enumerate(self.position_offers):
@@ -1085,8 +1084,7 @@ class _Run:
         levels, floors = self.protection
         self._swap_wanted_in()
         units = np.flatnonzero(np.array([len(u.hosts) > 0 for u in self.units], dtype=bool))
-        model, positions = self._assignment_model(units, exactly=False)
-        local_unit = np.repeat(np.arange(len(units)), self.start[units + 1] - self.start[units])
+        model, positions, local_unit = self._assignment_model(units, exactly=False)
         for level, floor in zip(levels, floors, strict=True):
             coefficients = level.weights[units][local_unit]
             keep = np.flatnonzero(coefficients)
