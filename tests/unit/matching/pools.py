@@ -1,4 +1,5 @@
-"""Hypothesis strategies for small matching pools, shared by the matching unit tests.
+"""Hypothesis strategies for small matching pools, and every feasible assignment of one, shared by the
+matching unit tests.
 
 Small vocabularies on purpose: overlaps (same place, same language, same occupation) are what make
 the interesting cases (ties, preferences, contention for capacity) happen often.
@@ -7,10 +8,11 @@ the interesting cases (ties, preferences, contention for capacity) happen often.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from hypothesis import strategies as st
 
-from services.matching.model import HOST_TYPES, URGENCIES, Capacity, Case, Host, PoolSnapshot
+from services.matching.model import HOST_TYPES, URGENCIES, Capacity, Case, Host, PoolSnapshot, compatible
 
 POOL = "pool-1"
 PLACES = ("north", "south", "east")
@@ -91,3 +93,27 @@ def pools(draw: st.DrawFn, min_size: int = 0, max_cases: int = 7, max_hosts: int
         forbidden = frozenset(draw(st.lists(pairs, max_size=3)))
     return PoolSnapshot(pool_id=POOL, cases=tuple(drawn), hosts=all_hosts, fixed=fixed, pending=pending,
                         forbidden=forbidden)
+
+
+def feasible_assignments(snapshot: PoolSnapshot) -> list[dict[str, str]]:
+    """Every assignment of a fresh pool (no fixed, pending or linked cases) within every capacity."""
+    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
+    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
+    options = [[None, *[h for h in hosts if compatible(c, h) is None
+                        and (c.case_id, h.host_id) not in snapshot.forbidden]] for c in cases]
+    out = []
+    for choice in itertools.product(*options):
+        used: dict[str, list[int]] = {}
+        fits = True
+        for c, h in zip(cases, choice, strict=True):
+            if h is None:
+                continue
+            total = used.setdefault(h.host_id, [0, 0, 0, 0])
+            for d, amount in enumerate((c.people, c.beds, int(c.needs_accessible), c.school_places)):
+                total[d] += amount
+            cap = h.capacity
+            fits = fits and all(t <= limit for t, limit in zip(
+                total, (cap.people, cap.beds, cap.accessible_units, cap.school_places), strict=True))
+        if fits:
+            out.append({c.case_id: h.host_id for c, h in zip(cases, choice, strict=True) if h is not None})
+    return out

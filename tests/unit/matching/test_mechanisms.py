@@ -5,15 +5,14 @@ and the dynamic plan keeping a scarce place for the arrivals that need it."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from services.matching.model import Capacity, PoolSnapshot, SolverParams, compatible, inputs_digest
+from services.matching.model import Capacity, PoolSnapshot, SolverParams, inputs_digest
 from services.matching.solver import SolveResult, blocking_pairs, solve
-from tests.unit.matching.pools import pools
+from tests.unit.matching.pools import feasible_assignments, pools
 from tests.unit.matching.test_solver import case, check_hard_constraints, host, naive_blocking_pairs, pool
 
 WELFARE = SolverParams(time_limit_s=10.0)
@@ -25,30 +24,6 @@ TINY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 def protected(result: SolveResult) -> dict[str, int]:
     """The levels every mode keeps: emergency, urgent and vulnerable cases placed, and cases placed."""
     return dict(result.protected_placed)
-
-
-def feasible_assignments(snapshot: PoolSnapshot) -> list[dict[str, str]]:
-    """Every assignment of a fresh pool (no fixed, pending or linked cases) within every capacity."""
-    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
-    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
-    options = [[None, *[h for h in hosts if compatible(c, h) is None
-                        and (c.case_id, h.host_id) not in snapshot.forbidden]] for c in cases]
-    out = []
-    for choice in itertools.product(*options):
-        used: dict[str, list[int]] = {}
-        fits = True
-        for c, h in zip(cases, choice, strict=True):
-            if h is None:
-                continue
-            total = used.setdefault(h.host_id, [0, 0, 0, 0])
-            for d, amount in enumerate((c.people, c.beds, int(c.needs_accessible), c.school_places)):
-                total[d] += amount
-            cap = h.capacity
-            fits = fits and all(t <= limit for t, limit in zip(
-                total, (cap.people, cap.beds, cap.accessible_units, cap.school_places), strict=True))
-        if fits:
-            out.append({c.case_id: h.host_id for c, h in zip(cases, choice, strict=True) if h is not None})
-    return out
 
 
 def levels(snapshot: PoolSnapshot, assignments: dict[str, str]) -> tuple[int, int, int, int]:

@@ -3,50 +3,23 @@ candidate spread that keeps big pools from crowding onto the same few hosts."""
 
 from __future__ import annotations
 
-import itertools
-
 from hypothesis import HealthCheck, given, settings
 
-from services.matching.model import Capacity, Case, Host, PoolSnapshot, SolverParams, compatible
+from services.matching.model import Capacity, Case, Host, PoolSnapshot, SolverParams
 from services.matching.solver import solve
-from tests.unit.matching.pools import POOL, pools
+from tests.unit.matching.pools import POOL, feasible_assignments, pools
 
 EXACT = SolverParams(time_limit_s=10.0)
-
-
-def _demand(case: Case) -> tuple[int, int, int, int]:
-    return (case.people, case.beds, int(case.needs_accessible), case.school_places)
 
 
 def lexicographic_best(snapshot: PoolSnapshot) -> tuple[int, ...]:
     """(emergency, urgent, vulnerable, placed, seniority) of the best assignment, by enumeration.
 
     Fresh pools only (no fixed, pending or linked cases): seniority ranks cases by arrival."""
-    cases = sorted(snapshot.cases, key=lambda c: c.case_id)
-    hosts = sorted(snapshot.hosts, key=lambda h: h.host_id)
-    ranked = sorted(cases, key=lambda c: (c.arrived_seq, c.case_id))
+    cases = {c.case_id: c for c in snapshot.cases}
+    ranked = sorted(snapshot.cases, key=lambda c: (c.arrived_seq, c.case_id))
     seniority = {c.case_id: len(ranked) - r for r, c in enumerate(ranked)}
-    options = [[None, *[h for h in hosts if compatible(c, h) is None
-                        and (c.case_id, h.host_id) not in snapshot.forbidden]] for c in cases]
-    best: tuple[int, ...] = (0, 0, 0, 0, 0)
-    for choice in itertools.product(*options):
-        used: dict[str, list[int]] = {}
-        fits = True
-        for c, h in zip(cases, choice, strict=True):
-            if h is None:
-                continue
-            total = used.setdefault(h.host_id, [0, 0, 0, 0])
-            for d, amount in enumerate(_demand(c)):
-                total[d] += amount
-            cap = h.capacity
-            if any(t > limit for t, limit in zip(total, (cap.people, cap.beds, cap.accessible_units,
-                                                         cap.school_places), strict=True)):
-                fits = False
-                break
-        if fits:
-            placed = [c for c, h in zip(cases, choice, strict=True) if h is not None]
-            best = max(best, levels_of(placed, seniority))
-    return best
+    return max(levels_of([cases[c] for c in assignment], seniority) for assignment in feasible_assignments(snapshot))
 
 
 def levels_of(placed: list[Case], seniority: dict[str, int]) -> tuple[int, ...]:
