@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,9 +26,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from deploy.local.processes import free_loopback_port
-
-ROOT = Path(__file__).parents[2]
-
 
 # --- Email -----------------------------------------------------------------------------------------
 
@@ -168,18 +163,3 @@ def http_receiver() -> Iterator[Receiver]:
         server.server_close()
 
 
-# --- What a partner runs to verify a delivery ------------------------------------------------------
-
-
-def documented_verify(document: Path, after: str) -> Callable[..., bool]:
-    """The ``verify`` function exactly as ``document`` shows it to partners (the first python block after ``after``)."""
-    text = document.read_text(encoding="utf-8")
-    code = re.search(r"```python\n(.*?)```", text[text.index(after):], re.DOTALL)
-    assert code is not None and "def verify(" in code.group(1), f"no verify() in {document.name} after {after!r}"
-    namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), str(document), "exec"), namespace)
-    return namespace["verify"]  # type: ignore[no-any-return]
-
-
-PARTNER_DOCS_VERIFY = documented_verify(ROOT / "docs" / "partners.md", "## Verifying a delivery")
-README_VERIFY = documented_verify(ROOT / "README.md", "## Partners: subscribe to events and verify them")

@@ -38,15 +38,8 @@ import pytest
 
 from deploy.local.stack import LOCAL_TUNING, LocalStack, throwaway_database_name
 from tests.e2e.centre import Centre, eventually
-from tests.e2e.loopback import (
-    PARTNER_DOCS_VERIFY,
-    README_VERIFY,
-    Mailbox,
-    Receiver,
-    http_receiver,
-    parts,
-    smtp_server,
-)
+from tests.e2e.loopback import Mailbox, Receiver, http_receiver, parts, smtp_server
+from tests.partner_docs import PARTNER_DOCS_VERIFY, README_VERIFY
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -53,29 +51,22 @@ from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
 from tests.integration.in_process import until
 from tests.integration.notifications_database import SCHEMA, SOURCE, emptied, notifications_database
+from tests.partner_docs import PARTNER_DOCS_VERIFY
 
 pytestmark = pytest.mark.integration
 
 AUTHORITY = TokenAuthority.from_settings(ServiceSettings())
 ADMIN = {"Authorization": f"Bearer {AUTHORITY.issue('admin-1', 'admin')}"}
-PARTNER_DOCS = Path(__file__).parents[2] / "docs" / "partners.md"
 SECRETS = {"key-a": b"secret of org-a", "key-b": b"secret of org-b", "key-c": b"secret of org-c"}
 SETTINGS = NotificationsSettings(
     service_name=SCHEMA,
     notifications_webhook_keys={key: SecretStr(secret.decode()) for key, secret in SECRETS.items()},
     notifications_webhook_require_https=False,
 )
+
 PROPOSALS_AND_DECISIONS = [MatchProposed.type, ApprovalDecided.type]
 
 
-def documented_verify() -> Callable[..., bool]:
-    """The ``verify`` function exactly as docs/partners.md shows it to partners."""
-    text = PARTNER_DOCS.read_text(encoding="utf-8")
-    code = re.search(r"```python\n(.*?)```", text[text.index("## Verifying a delivery"):], re.DOTALL)
-    assert code is not None
-    namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), str(PARTNER_DOCS), "exec"), namespace)
-    return namespace["verify"]  # type: ignore[no-any-return]
 
 
 # --- A partner's receiver --------------------------------------------------------------------------
@@ -357,7 +348,7 @@ async def test_a_tampered_signature_is_rejected_by_the_documented_verification(
     await handle(pool, host("host-a", "org-a"))
     await webhook_dispatcher(pool, http).dispatch_due()
     [request] = receiver.to("/a")
-    verify = documented_verify()
+    verify = PARTNER_DOCS_VERIFY
     assert request.headers[KEY_ID_HEADER] == "key-a"
     assert verify(SECRETS["key-a"], request.headers, request.body)
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,21 +19,10 @@ from services.notifications.signing import (
     signature,
     signed_headers,
 )
+from tests.partner_docs import PARTNER_DOCS_VERIFY
 
-PARTNER_DOCS = Path(__file__).parents[3] / "docs" / "partners.md"
 SECRET = b"a shared secret of org-a"
 FACTS = {"event": {"id": "event-1", "type": "centre.match.proposed.v1", "data": {"case_id": "case-1"}}}
-
-
-def documented_verify() -> Callable[..., bool]:
-    """The ``verify`` function exactly as docs/partners.md shows it to partners."""
-    text = PARTNER_DOCS.read_text(encoding="utf-8")
-    section = text[text.index("## Verifying a delivery"):]
-    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert code is not None, "the docs show the verification code"
-    namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), str(PARTNER_DOCS), "exec"), namespace)
-    return namespace["verify"]  # type: ignore[no-any-return]
 
 
 def delivery(now: int | None = None) -> tuple[dict[str, str], bytes]:
@@ -70,7 +57,7 @@ def test_the_body_of_a_delivery_is_the_same_every_time() -> None:
 
 def test_the_documented_verification_accepts_a_genuine_delivery() -> None:
     headers, body = delivery()
-    assert documented_verify()(SECRET, headers, body)
+    assert PARTNER_DOCS_VERIFY(SECRET, headers, body)
 
 
 @pytest.mark.parametrize(
@@ -86,11 +73,11 @@ def test_the_documented_verification_accepts_a_genuine_delivery() -> None:
 def test_the_documented_verification_rejects_a_tampered_delivery(tamper: Callable[..., Any]) -> None:
     headers, body = delivery()
     headers, body = tamper(headers, body)
-    assert not documented_verify()(SECRET, headers, body)
+    assert not PARTNER_DOCS_VERIFY(SECRET, headers, body)
 
 
 def test_the_documented_verification_rejects_another_key_and_an_old_delivery() -> None:
-    verify = documented_verify()
+    verify = PARTNER_DOCS_VERIFY
     headers, body = delivery()
     assert not verify(b"another partner's secret", headers, body)
     old_headers, old_body = delivery(now=int(time.time()) - 3600)
