@@ -31,11 +31,6 @@ async def dirty_pools(connection: asyncpg.Connection) -> list[asyncpg.Record]:
     return await connection.fetch("SELECT pool_id, marked_at FROM dirty_pools ORDER BY marked_at")
 
 
-async def clear_dirty(connection: asyncpg.Connection, pool_id: str, solved_from: datetime) -> None:
-    """Clear the mark unless the pool changed again after the snapshot the solve started from."""
-    await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at <= $2", pool_id, solved_from)
-
-
 async def upsert_case(connection: asyncpg.Connection, case_id: str, pool_id: str, profile: dict[str, Any],
                       version: int = 1, traceparent: str | None = None, *, arrived_seq: int) -> None:
     """Insert or update a case; ``arrived_seq`` counts only when the case is new (``pool.arrival_seq``)."""
@@ -115,10 +110,6 @@ async def set_host_profile(connection: asyncpg.Connection, host_id: str, version
         host_id, version, json.dumps(attributes),
     )
     return status == "UPDATE 1"
-
-
-async def host_pool(connection: asyncpg.Connection, host_id: str) -> str | None:
-    return await connection.fetchval("SELECT pool_id FROM hosts WHERE host_id = $1", host_id)  # type: ignore[no-any-return]
 
 
 async def proposal(connection: asyncpg.Connection, proposal_id: str) -> asyncpg.Record | None:
