@@ -15,7 +15,7 @@ fixed seeds) through ``services/matching/pool.py`` (see ``benchmarks/matching_po
   (blocking pairs, the proven fewest, what protection and welfare look like);
 * dynamic arrivals: the cases of a municipal pool arrive in 10 batches, each placed and fixed before the
   next; the realised welfare (``realised_welfare``) of greedy, the plain re-solve and the dynamic
-  mode, as a share of the engine's with every case known at once (hindsight);
+  mode, as a share of the engine's with every case known at once (hindsight), on three pools;
 * optimality: on small pools, the engine's protection levels and welfare against an independent
   formulation solved exactly by SciPy's HiGHS MILP (every compatible pair, no pruning);
 * speed: a full solve of 2,000 x 200 and of 20,000 x 2,000 (unless --skip-big), re-solves of a live
@@ -65,9 +65,11 @@ STABLE = dataclasses.replace(FULL, mechanism="stable")
 #: dynamic arrivals: (program, cases, hosts, batches). Municipal: on labour pools (employers with jobs)
 #: the hindsight solve's welfare phase stalls at a gap of 30 % and more, which would make it no yardstick
 DYNAMIC_POOL = ("municipal", 400, 100, 10)
+#: one pool per seed: how far one pool's figure is from another's is part of the result
+DYNAMIC_SEEDS = (1, 2, 3)
 HINDSIGHT = SolverParams(time_limit_s=20.0, wall_time_limit_s=120.0, relative_gap=0.001)
 BATCH = SolverParams(time_limit_s=2.0, wall_time_limit_s=30.0, relative_gap=0.005)
-DYNAMIC = dataclasses.replace(BATCH, mechanism="dynamic", scenarios=8)
+DYNAMIC = dataclasses.replace(BATCH, mechanism="dynamic")
 PARTS = ("quality", "stability", "optimality", "dynamic", "speed")
 Row = tuple[str, ...]
 
@@ -270,9 +272,10 @@ def arrive_in_batches(pool: PoolSnapshot, batches: int,
 
 def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, seed: int,
                        hindsight_params: SolverParams, params: SolverParams, dynamic: SolverParams,
-                       weights: Weights) -> tuple[list[Row], str]:
+                       weights: Weights) -> tuple[list[Row], dict[str, float], str]:
     """Hindsight (every case known at once), then greedy, the plain re-solve and the dynamic mode with
-    the cases arriving one batch at a time: realised welfare, its share of hindsight, cases placed."""
+    the cases arriving one batch at a time: realised welfare, its share of hindsight, cases placed.
+    Also returns each method's share of hindsight."""
     pool = synthetic_pool(n_cases, n_hosts, seed=seed, program=program)
     began = time.perf_counter()
     hindsight = solve(pool, hindsight_params)
@@ -289,15 +292,27 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
     rows.append(("hindsight: all cases known at once (engine)", f"{best:.1f}", "100.0 %",
                  str(len(hindsight.assignments)), str(urgent_placed(pool, hindsight.assignments)),
                  str(jobs_taken(pool, hindsight.assignments)), f"{hindsight_s:.1f}"))
+    shares: dict[str, float] = {}
     for name, place in methods.items():
         began = time.perf_counter()
         assignments = arrive_in_batches(pool, batches, place)
         seconds = time.perf_counter() - began
         value = realised_welfare(pool, assignments, weights)
-        rows.append((name, f"{value:.1f}", f"{100 * value / best:.1f} %", str(len(assignments)),
+        shares[name] = 100 * value / best
+        rows.append((name, f"{value:.1f}", f"{shares[name]:.1f} %", str(len(assignments)),
                      str(urgent_placed(pool, assignments)), str(jobs_taken(pool, assignments)), f"{seconds:.1f}"))
     note = (f"hindsight run: {hindsight.status}, gap {100 * hindsight.gap:.2f} % on its own welfare objective")
-    return rows, note
+    return rows, shares, note
+
+
+def share_summary(shares: Mapping[int, Mapping[str, float]]) -> list[Row]:
+    """Each method's share of hindsight on every seed's pool, and the mean."""
+    seeds = sorted(shares)
+    rows: list[Row] = [("method", *(f"pool seed {seed}" for seed in seeds), "mean")]
+    for name in shares[seeds[0]]:
+        values = [shares[seed][name] for seed in seeds]
+        rows.append((name, *(f"{v:.1f} %" for v in values), f"{statistics.fmean(values):.1f} %"))
+    return rows
 
 
 def urgent_placed(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:
@@ -432,14 +447,18 @@ def main() -> None:
 
     if "dynamic" in parts:
         program, n_cases, n_hosts, batches = DYNAMIC_POOL
-        print(f"dynamic arrivals: {program} pool, {n_cases} cases x {n_hosts} hosts, seed 1, {batches} batches in "
-              f"arrival order; hindsight = the engine with every case known at once "
-              f"({HINDSIGHT.time_limit_s:g} det. units); batches {BATCH.time_limit_s:g} det. units each; "
-              f"dynamic: {DYNAMIC.scenarios} scenarios, seed {DYNAMIC.seed}, expected arrivals = cases still "
-              "to come", flush=True)
-        dynamic_rows, note = dynamic_comparison(program, n_cases, n_hosts, batches, 1, HINDSIGHT, BATCH, DYNAMIC,
-                                                weights)
-        print(table(dynamic_rows), f"\n{note}\n", flush=True)
+        shares: dict[int, dict[str, float]] = {}
+        for seed in DYNAMIC_SEEDS:
+            print(f"dynamic arrivals: {program} pool, {n_cases} cases x {n_hosts} hosts, seed {seed}, {batches} "
+                  f"batches in arrival order; hindsight = the engine with every case known at once "
+                  f"({HINDSIGHT.time_limit_s:g} det. units); batches {BATCH.time_limit_s:g} det. units each; "
+                  f"dynamic: {DYNAMIC.scenarios} scenarios, solver seed {DYNAMIC.seed}, expected arrivals = cases "
+                  "still to come", flush=True)
+            dynamic_rows, shares[seed], note = dynamic_comparison(program, n_cases, n_hosts, batches, seed,
+                                                                  HINDSIGHT, BATCH, DYNAMIC, weights)
+            print(table(dynamic_rows), f"\n{note}\n", flush=True)
+        print("dynamic arrivals: share of hindsight on each pool", flush=True)
+        print(table(share_summary(shares)), "\n", flush=True)
 
     if "stability" in parts:
         print("stability: welfare and stable mode on municipal pools whose hosts wish for their first language, "

@@ -194,8 +194,8 @@ class SolverParams:
     after protection; ``"stable"`` minimises the number of blocking pairs after protection, then
     welfare; ``"dynamic"`` plans for ``expected_arrivals`` cases still expected in the period,
     sampled ``scenarios`` times (seeded by ``seed``) from the attribute mix of the pool's
-    ``arrival_history`` most recent arrivals, as phantom cases that compete for capacity in the
-    welfare phase (proposals are made for real cases only).
+    ``arrival_history`` most recent arrivals, as phantom cases that compete for capacity in a relaxed
+    plan that the welfare phase follows (proposals are made for real cases only).
 
     ``scope``: ``"pool"`` (default) searches the whole pool; ``"changes"`` keeps the pending
     proposals that nothing has touched as they are and searches the rest (``neighbourhood.py``), which
@@ -211,7 +211,7 @@ class SolverParams:
     wall_time_limit_s: float | None = None
     mechanism: Mechanism = "welfare"
     expected_arrivals: int = 0
-    scenarios: int = 4
+    scenarios: int = 16
     arrival_history: int = 200
     scope: Scope = "pool"
 

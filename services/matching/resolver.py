@@ -64,7 +64,7 @@ class MatchingSettings(ServiceSettings):
     matching_mechanism: Mechanism = "welfare"
     # dynamic mode: cases still expected in the period, sampled scenarios, recent arrivals sampled from
     matching_expected_arrivals: int = 0
-    matching_scenarios: int = 4
+    matching_scenarios: int = 16
     matching_arrival_history: int = 200
     # Between whole-pool solves a pool is re-solved around its changes (services/matching/neighbourhood.py):
     # the first solve of a pool after a start, and every n-th after it, search the whole pool. 25: under a

@@ -79,16 +79,14 @@ Mechanisms (``SolverParams.mechanism``)
   so claims hold over the candidate hosts (the result says so when pruning removed any).
 * **dynamic** (Annie MOORE style: Ahani, Gölz, Procaccia, Teytelboym, Trapp): cases arrive over a
   period whose capacity is set, so a place taken now by a case that did not need it is missing for
-  a later case that does. After protection (real cases only, unchanged) and the plain welfare
-  solution, a two-stage sample-average plan: ``scenarios`` samples of the future, each
-  ``min(expected_arrivals, FUTURE_SAMPLE)`` phantom cases drawn (seeded) from the attributes of the
-  pool's ``arrival_history`` latest arrivals, each standing for an equal share of the expected
-  arrivals (integer counts per host). Real placements are shared by all scenarios; each scenario's
-  phantoms compete for what the real cases leave, jobs and study places included. The objective is
-  real welfare plus the mean over scenarios of the phantoms' welfare and a placement value
-  (``FUTURE_PLACEMENT_VALUE`` times the largest pair score: protection will place them first when
-  they arrive). Only real cases are proposed; objective, bound and gap are the plan's. The plain
-  welfare solution is the plan's hint and is kept when the plan finds nothing.
+  a later case that does. After protection (real cases only, unchanged), a two-stage sample-average
+  plan (future.py): ``scenarios`` samples of the future, each ``min(expected_arrivals,
+  FUTURE_SAMPLE)`` phantom cases drawn (seeded) from the attributes of the pool's
+  ``arrival_history`` latest arrivals, each standing for an equal share of the expected arrivals.
+  Real placements are shared by all scenarios; each scenario's phantoms compete for what the real
+  cases leave. Its linear relaxation is solved exactly (GLOP), and the welfare phase then places the
+  real cases as the plan does, welfare breaking its ties and rounding its fractions. Only real cases
+  are proposed; the objective is their welfare.
 
 Every result reports its blocking pairs (``SolveResult.blocking_pairs``) and a sentence on
 stability (``SolveResult.stability``), in every mode.
@@ -120,6 +118,7 @@ import numpy as np
 from services.matching.cpsat_model import ArrayModel, Solved
 from services.matching.exchange import Candidates, better_hosts, positions_of
 from services.matching.explanation import Alternative, AlternativeReason, Explanation
+from services.matching.future import Future, Offers, Present, relaxed_plan
 from services.matching.model import (
     STUDY_SHARE,
     WORK_SHARE,
@@ -163,9 +162,9 @@ MIN_TOP_K: Final = 9
 FUTURE_SAMPLE: Final = 60
 #: Stable mode: passes of the swap repair before the exact model.
 SWAP_PASSES: Final = 3
-#: Dynamic mode: what placing one future case is worth in the plan, besides its pair score, in units
-#: of the largest possible pair score (the sum of the criterion weights).
-FUTURE_PLACEMENT_VALUE: Final = 1.0
+#: Dynamic mode: a position's gain is raised by its share in the plan times this many largest gains,
+#: so that following the plan outweighs any difference in welfare.
+PLAN_WEIGHT: Final = 10
 #: Cases scored at once (rows x hosts matrices; bounds memory on big pools).
 CHUNK: Final = 256
 PROTECTION_RULE: Final = (
@@ -782,7 +781,8 @@ class _Run:
                     taken[q] = 1
         return taken
 
-    def welfare(self, budget: float | None = None) -> tuple[float, float, str]:
+    def welfare(self, budget: float | None = None, phase: str = "welfare",
+                relative_gap: float | None = None) -> tuple[float, float, str]:
         """Maximise weighted welfare minus disruption, with protection fixed. Returns objective, bound, status."""
         # protection decided *who* is placed: fix that set, so welfare only decides *where*. This
         # implies every protection level; the welfare LP is a tight assignment relaxation.
@@ -839,7 +839,8 @@ class _Run:
             budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
         if self.blocking_found is not None:
             budget = max(self.det_budget - self.det_used, self.det_budget * 0.1)
-        solved = self._run_model("welfare", model, budget, self.params.relative_gap, SCORE_SCALE)
+        gap = self.params.relative_gap if relative_gap is None else relative_gap
+        solved = self._run_model(phase, model, budget, gap, SCORE_SCALE)
         if solved.values is not None and solved.objective is not None and solved.bound is not None:
             x = solved.values[: len(positions)]
             self.offer_taken = solved.values[len(positions):len(positions) + len(self.offers)]
@@ -1157,192 +1158,110 @@ class _Run:
                 self.future_count.append(share + (1 if k < extra else 0))
 
     def _future_candidates(self) -> tuple[list[IntArray], list[IntArray], IntArray, IntArray]:
-        """Candidate hosts and integer gains of every phantom case (like ``_single_units``), plus a
-        placement value (the largest possible pair score): the plan values placing a future case
-        above any fit of a present one, as protection will when that case arrives."""
-        w = self.params.weights
-        scores = PoolScores(tuple(self.future), self.hosts, self.snapshot.pool_id, frozenset(), w)
-        value = round(FUTURE_PLACEMENT_VALUE * SCORE_SCALE
-                      * (w.beneficiary_preference + w.host_preference + w.prospects + w.ties))
+        """Candidate hosts and integer gains of every phantom case, as for a present case
+        (``_single_units``), and each phantom's job and study bonus."""
+        scores = PoolScores(tuple(self.future), self.hosts, self.snapshot.pool_id, frozenset(), self.params.weights)
         hosts_of: list[IntArray] = []
         gains_of: list[IntArray] = []
         job = np.zeros(len(self.future), dtype=np.int64)
         study = np.zeros(len(self.future), dtype=np.int64)
+        pruned = self.pruned
         for start in range(0, len(self.future), CHUNK):
             chunk = list(range(start, min(start + CHUNK, len(self.future))))
             rows = scores.rows(chunk)
-            base, job_bonus, study_bonus = scores.integer_rows(rows)
-            job[chunk] = job_bonus
-            study[chunk] = study_bonus
-            potential = base + job_bonus[:, None] * rows.work_open + study_bonus[:, None] * rows.study_open
+            base, job[chunk], study[chunk] = scores.integer_rows(rows)
+            potential = base + job[chunk][:, None] * rows.work_open + study[chunk][:, None] * rows.study_open
             demand = np.array([demand_of(self.future[k]) for k in chunk], dtype=np.int64).reshape(len(chunk), 4)
             keys = np.array([_key(self.future[k].case_id) for k in chunk], dtype=np.int64)
             pending = np.full(len(chunk), -1, dtype=np.int64)
-            pruned = self.pruned
             for r, chosen in enumerate(self._top(rows.allowed & self._fits(demand), potential, pending, keys)):
                 hosts_of.append(chosen)
-                gains_of.append((base[r, chosen] + value).astype(np.int64))
-            self.pruned = pruned  # phantoms' pruning says nothing about real cases
+                gains_of.append(base[r, chosen].astype(np.int64))
+        self.pruned = pruned  # phantoms' pruning says nothing about real cases
         return hosts_of, gains_of, job, study
 
-    def dynamic_welfare(self) -> tuple[float, float, str]:
-        """Welfare with the real placed set fixed, and the phantom future cases of every scenario
-        competing for what the real cases leave (two-stage sample average: the real placements are
-        shared by all scenarios, each scenario's phantoms get their own copy of the capacity). The
-        objective is real welfare plus the mean over scenarios of the phantoms' welfare and placement
-        value; only real cases are proposed. ``y[phantom, host]`` counts the future cases of that
-        phantom placed there (0..its count), ``z[phantom, host, offer]`` those taking a job or study
-        place there."""
-        n_scenarios = self.params.scenarios
-        # first the plain welfare solution: the plan's hint, and what is kept if the plan finds nothing
-        plain = self.welfare(budget=max(self.det_budget - self.det_used, self.det_budget * 0.5) / 2)
-        plain_offers = self.offer_taken
-        placed_units = np.flatnonzero(self.choice >= 0)
-        positions = self._positions(placed_units)
-        n_real = len(positions)
-        hosts_of, gains_of, job_bonus, study_bonus = self._future_candidates()
-        sizes = [len(h) for h in hosts_of]
-        f_case = np.repeat(np.arange(len(self.future)), sizes).astype(np.int64)
-        f_host = np.concatenate(hosts_of or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-        f_gain = np.concatenate(gains_of or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-        f_scenario = np.asarray(self.future_scenario, dtype=np.int64)[f_case] if len(f_case) else f_case
-        f_count = np.asarray(self.future_count, dtype=np.int64)[f_case] if len(f_case) else f_case
-        f_demand = np.array([demand_of(self.future[k]) for k in f_case.tolist()], dtype=np.int64).reshape(-1, 4)
-        n_future = len(f_host)
-        self._offers(positions, n_real + n_future)
-        # the phantoms' optional offers: (phantom, host, occupation or None), gain, position
-        f_offers: list[tuple[int, int, str | None]] = []
-        f_offer_gain: list[int] = []
-        f_offer_position: list[int] = []
-        for q, (k, j) in enumerate(zip(f_case.tolist(), f_host.tolist(), strict=True)):
-            case = self.future[k]
-            for o in sorted(case.occupations):
-                if o in self.jobs_left[j] and job_bonus[k] > 0:
-                    f_offers.append((k, j, o))
-                    f_offer_gain.append(int(job_bonus[k]))
-                    f_offer_position.append(q)
-            if case.wants_study and self.study_left[j] > 0 and study_bonus[k] > 0:
-                f_offers.append((k, j, None))
-                f_offer_gain.append(int(study_bonus[k]))
-                f_offer_position.append(q)
-        model = ArrayModel(n_real)
-        model.new_ints(f_count.tolist())  # y, numbered n_real + q
-        first_real_offer = model.n
-        model.new_bools(len(self.offers))
-        first_future_offer = model.n
-        model.new_ints([self.future_count[k] for k, _, _ in f_offers])  # z
-        offset = 0
-        for u in placed_units.tolist():
-            size = int(self.start[u + 1] - self.start[u])
-            model.exactly_one(range(offset, offset + size))
-            offset += size
-        first_of = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        for k in range(len(self.future)):
-            mine = np.arange(first_of[k], first_of[k + 1]) + n_real
-            if len(mine) > 1:
-                model.linear(mine, [1] * len(mine), 0, self.future_count[k])
-        # capacity: the real placements, plus each scenario's phantoms in turn
-        real_host = self.x_host[positions]
-        real_demand = self.unit_demand[self.x_unit[positions]]
-        for j in range(len(self.hosts)):
-            real = np.flatnonzero(real_host == j)
-            for s in range(n_scenarios):
-                future = np.flatnonzero((f_host == j) & (f_scenario == s))
-                if s and not len(future):
-                    continue  # implied by scenario 0's constraint (phantom coefficients are >= 0)
-                variables = np.concatenate([real, future + n_real])
-                for d in range(len(DEMAND_DIMENSIONS)):
-                    coefficients = np.concatenate([real_demand[real, d], f_demand[future, d] * f_count[future]])
-                    if coefficients.sum() > self.remaining[j, d]:
-                        keep = coefficients > 0
-                        model.linear(variables[keep], np.concatenate([real_demand[real, d], f_demand[future, d]])[keep],
-                                     0, int(self.remaining[j, d]))
-        # offers: only where placed, one job per case, within open jobs and study places per scenario
-        jobs: dict[tuple[int, str, int], list[int]] = defaultdict(list)
-        study: dict[tuple[int, int], list[int]] = defaultdict(list)
-        real_jobs: dict[tuple[int, str], list[int]] = defaultdict(list)
-        real_study: dict[int, list[int]] = defaultdict(list)
-        for local, mine_offers in enumerate(self.position_offers):
-            per_case: dict[int, list[int]] = defaultdict(list)
-            for q in mine_offers:
-                i, j, offered = self.offers[q]
-                var = first_real_offer + q
-                if offered is None:
-                    real_study[j].append(var)
-                    model.linear([var, local], [1, -1], -1, 0)
-                else:
-                    real_jobs[(j, offered)].append(var)
-                    per_case[i].append(var)
-            for lits in per_case.values():
-                model.linear([*lits, local], [1] * len(lits) + [-1], -1, 0)
-        by_position: dict[int, list[int]] = defaultdict(list)
-        for q, ((k, j, occupation), position) in enumerate(zip(f_offers, f_offer_position, strict=True)):
-            var = first_future_offer + q
-            s = self.future_scenario[k]
-            if occupation is None:
-                study[(j, s)].append(var)
-                model.linear([var, n_real + position], [1, -1], -self.future_count[k], 0)
-            else:
-                jobs[(j, occupation, s)].append(var)
-                by_position[position].append(var)
-        for position, lits in by_position.items():
-            count = int(f_count[position])
-            model.linear([*lits, n_real + position], [1] * len(lits) + [-1], -count, 0)
-        future_counts = {first_future_offer + q: self.future_count[k] for q, (k, _, _) in enumerate(f_offers)}
-        for (j, o), lits in real_jobs.items():
-            if len(lits) > self.jobs_left[j][o] and not any((j, o, s) in jobs for s in range(n_scenarios)):
-                model.linear(lits, [1] * len(lits), 0, self.jobs_left[j][o])
-        for (j, occupation, _), lits in jobs.items():
-            both = real_jobs.get((j, occupation), []) + lits
-            if sum(future_counts.get(v, 1) for v in both) > self.jobs_left[j][occupation]:
-                model.linear(both, [1] * len(both), 0, self.jobs_left[j][occupation])
-        for j, lits in real_study.items():
-            if len(lits) > self.study_left[j] and not any((j, s) in study for s in range(n_scenarios)):
-                model.linear(lits, [1] * len(lits), 0, int(self.study_left[j]))
-        for (j, _), lits in study.items():
-            both = real_study.get(j, []) + lits
-            if sum(future_counts.get(v, 1) for v in both) > self.study_left[j]:
-                model.linear(both, [1] * len(both), 0, int(self.study_left[j]))
-        # objective: real welfare counts once in every scenario, each phantom in its own
-        n_pending = int((self.pending_host >= 0).sum())
-        offset = self.disruption * n_pending * n_scenarios
-        gains = np.concatenate([self.x_gain[positions] * n_scenarios, f_gain,
-                                np.asarray(self.offer_gain, dtype=np.int64) * n_scenarios,
-                                np.asarray(f_offer_gain, dtype=np.int64)])
-        model.maximize(range(len(gains)), gains.tolist(), -offset)
-        x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
-        # phantoms in the hint: each scenario's, in order, as many as fit at their best candidates
-        future_hint = np.zeros(n_future, dtype=np.int64)
-        real_used = np.zeros_like(self.remaining)
-        np.add.at(real_used, real_host[x_hint == 1], real_demand[x_hint == 1])
-        left_by_scenario = [self.remaining - real_used for _ in range(n_scenarios)]
-        for k in range(len(self.future)):
-            left, wanted = left_by_scenario[self.future_scenario[k]], self.future_count[k]
-            for q in range(int(first_of[k]), int(first_of[k + 1])):
-                j = int(f_host[q])
-                while wanted and (f_demand[q] <= left[j]).all():
-                    left[j] -= f_demand[q]
-                    future_hint[q] += 1
-                    wanted -= 1
-        model.hint(np.concatenate([x_hint, future_hint, plain_offers, np.zeros(len(f_offers), dtype=np.int64)]))
-        budget = max(self.det_budget - self.det_used, self.det_budget * 0.25)
-        scale = SCORE_SCALE * n_scenarios
-        # no gap limit: the phantoms dominate the plan's objective, so a relative gap on it would
-        # leave the real cases' part (what is proposed) unoptimised
-        solved = self._run_model("dynamic:welfare_and_future", model, budget, 0.0, scale)
-        self.future_placed = 0.0
-        if solved.values is not None and solved.objective is not None and solved.bound is not None:
-            x = solved.values[:n_real]
-            self.future_placed = float(solved.values[n_real:n_real + n_future].sum()) / n_scenarios
-            self.offer_taken = solved.values[first_real_offer:first_future_offer]
-            on = np.flatnonzero(x)
-            self.choice[self.x_unit[positions[on]]] = positions[on]
-            return solved.objective / scale, solved.bound / scale, solved.status
-        # nothing within the budget: the plain welfare solution stays
-        self.offer_taken = plain_offers
-        return plain
+    def _plan_offers(self, positions: IntArray, f_case: IntArray, f_host: IntArray, job: IntArray,
+                     study: IntArray) -> tuple[Offers, Offers, IntArray]:
+        """The present positions' offers (as the welfare phase has them), the phantoms', and the jobs
+        and study places left in each slot they use."""
+        slot_of: dict[tuple[int, str | None], int] = {}
+        groups: dict[tuple[int, int, bool], int] = {}
 
-    # -- result -------------------------------------------------------------------------------------
+        def add(offers: list[list[int]], position: int, person: int, host: int, occupation: str | None,
+                gain: int) -> None:
+            slot = slot_of.setdefault((host, occupation), len(slot_of))
+            group = groups.setdefault((position, person, occupation is None), len(groups))
+            for column, value in zip(offers, (position, group, slot, gain), strict=True):
+                column.append(value)
+
+        present: list[list[int]] = [[], [], [], []]
+        self._offers(positions, 0)
+        for local, mine in enumerate(self.position_offers):
+            for q in mine:
+                i, j, occupation = self.offers[q]
+                add(present, local, i, j, occupation, self.offer_gain[q])
+        groups.clear()
+        future: list[list[int]] = [[], [], [], []]
+        for q, (k, j) in enumerate(zip(f_case.tolist(), f_host.tolist(), strict=True)):
+            phantom = self.future[k]
+            if job[k] > 0:
+                for occupation in sorted(phantom.occupations):
+                    if occupation in self.jobs_left[j]:
+                        add(future, q, k, j, occupation, int(job[k]))
+            if phantom.wants_study and self.study_left[j] > 0 and study[k] > 0:
+                add(future, q, k, j, None, int(study[k]))
+        left = [int(self.study_left[j]) if o is None else self.jobs_left[j][o] for j, o in slot_of]
+
+        def offers(columns: list[list[int]]) -> Offers:
+            return Offers(*(np.asarray(column, dtype=np.int64) for column in columns))
+
+        return offers(present), offers(future), np.asarray(left, dtype=np.int64)
+
+    def dynamic_welfare(self) -> tuple[float, float, str]:
+        """The placed cases where the relaxed two-stage plan puts them (see future.py), rounded by the
+        welfare phase: each position's gain is raised by its share in the plan times more than any
+        welfare difference, so the plan decides and welfare breaks its ties and rounds its fractions.
+        Returns the proposals' own welfare, and a bound as far above it as the rounding phase's."""
+        began = time.perf_counter()
+        placed_units = np.flatnonzero(self.choice >= 0)
+        positions, owner = positions_of(self.start, placed_units)
+        hosts_of, gains_of, job, study = self._future_candidates()
+        f_case = np.repeat(np.arange(len(self.future)), [len(h) for h in hosts_of]).astype(np.int64)
+        f_host = np.concatenate([*hosts_of, np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        present_offers, future_offers, slots_left = self._plan_offers(positions, f_case, f_host, job, study)
+        future = Future(
+            case=f_case, scenario=np.asarray(self.future_scenario, dtype=np.int64)[f_case],
+            count=np.asarray(self.future_count, dtype=np.int64)[f_case], host=f_host,
+            demand=np.array([demand_of(self.future[k]) for k in f_case.tolist()],
+                            dtype=np.int64).reshape(len(f_case), len(DEMAND_DIMENSIONS)),
+            gain=np.concatenate([*gains_of, np.zeros(0, dtype=np.int64)]).astype(np.int64), offers=future_offers)
+        present = Present(unit=owner, host=self.x_host[positions], demand=self.unit_demand[self.x_unit[positions]],
+                          gain=self.x_gain[positions], offers=present_offers)
+        # the plan may use what is left of the budget, as the welfare phase would; GLOP's
+        # deterministic time is not counted as CP-SAT's, so the rounding gets the same again
+        budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
+        plan = relaxed_plan(present, future, self.remaining, slots_left, self.params.scenarios,
+                            deterministic_s=budget, wall_s=self._wall_left())
+        self.phases.append(PhaseRecord(
+            "dynamic:relaxed_plan", "OPTIMAL" if plan else "NOT_SOLVED",
+            None if plan is None else float(plan.present @ present.gain) / SCORE_SCALE, None, 0.0,
+            time.perf_counter() - began))
+        if plan is None:
+            self.warnings.append("dynamic: the relaxed plan was not solved; placed as the welfare mode places")
+            return self.welfare()
+        self.future_placed = plan.future_placed
+        follow = np.zeros_like(self.x_gain)
+        follow[positions] = np.rint(plan.present * (PLAN_WEIGHT * int(np.abs(self.x_gain).max(initial=0)) + 1))
+        gains = self.x_gain
+        self.x_gain = gains + follow
+        try:
+            # no gap limit: the plan's weight inflates the objective, so a relative gap on it would leave
+            # welfare unoptimised
+            objective, bound, status = self.welfare(budget, phase="dynamic:follow_plan", relative_gap=0.0)
+        finally:
+            self.x_gain = gains
+        followed = float(follow[self.choice[placed_units]].sum()) / SCORE_SCALE
+        return objective - followed, bound - followed, status
 
     def result(self, objective: float, bound: float, status: str, digest: str) -> SolveResult:
         """Turn the solution into proposals, counts and explanations."""
