@@ -24,6 +24,7 @@ TOPIC_OF: Final[dict[type[e.Event], str]] = {
     e.MatchProposed: t.PROPOSALS,
     e.ProposalWithdrawn: t.PROPOSALS,
     e.SolverRunRecorded: t.SOLVER_RUNS,
+    e.SolverRunRecordedV2: t.SOLVER_RUNS,
     e.ProposalReviewed: t.DECISIONS,
     e.ApprovalDecided: t.DECISIONS,
     e.BeneficiaryResponded: t.DECISIONS,

@@ -362,6 +362,25 @@ class SolverRunRecorded(Event):
     withdrawals: int
 
 
+class SolverRunRecordedV2(SolverRunRecorded):
+    """A solver run as v1 records it, and how far its result is from stability, in every mode.
+
+    Replaces ``centre.match.solver-run-recorded.v1``, which did not carry the mechanism or the blocking
+    pairs; old v1 events stay readable, and a reader of v1 fields reads them here unchanged.
+    """
+
+    type: ClassVar[str] = "centre.match.solver-run-recorded.v2"
+
+    mechanism: Literal["welfare", "stable", "dynamic"]
+    blocking_pairs: int = Field(ge=0, description="Compatible (case, host) pairs that would both rather be "
+                                "matched to each other than keep the result (docs/matching.md).")
+    blocking_pairs_bound: int | None = Field(
+        default=None, ge=0, description="Stable mode: the fewest blocking pairs any result keeping the "
+        "protection levels can have, as far as the run proved it.")
+    stability: Annotated[str, StringConstraints(min_length=1, max_length=400)] = Field(
+        description="One sentence on stability: what this result is, and what was proven.")
+
+
 # --- Approval, responses, placement --------------------------------------------------------------
 
 

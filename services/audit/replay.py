@@ -22,11 +22,12 @@ from typing import Any
 
 from services.audit.chain import AuditRecord
 
-RUN_RECORDED = "centre.match.solver-run-recorded.v1"
+#: A solver run's record: v2 adds the mechanism and blocking pairs, and both stay readable.
+RUN_RECORDED: tuple[str, ...] = ("centre.match.solver-run-recorded.v1", "centre.match.solver-run-recorded.v2")
 PROPOSED = "centre.match.proposed.v1"
 WITHDRAWN = "centre.match.proposal-withdrawn.v1"
 #: The matching service's own records a replay needs besides its inputs: runs, proposals, withdrawals.
-OWN_TYPES: tuple[str, ...] = (RUN_RECORDED, PROPOSED, WITHDRAWN)
+OWN_TYPES: tuple[str, ...] = (*RUN_RECORDED, PROPOSED, WITHDRAWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ def recorded_run(run_id: str, records: Iterable[AuditRecord]) -> RecordedRun | N
         payload = record.payload if isinstance(record.payload, Mapping) else {}
         if payload.get("run_id") != run_id:
             continue
-        if record.event_type == RUN_RECORDED:
+        if record.event_type in RUN_RECORDED:
             run = record
         elif record.event_type == PROPOSED:
             proposals.append(Proposal(payload["case_id"], payload["host_id"], float(payload.get("score", 0.0)),

@@ -9,8 +9,8 @@ of matching, and matching reads nothing of audit's tables.
 
 What it does:
 
-1. finds the run and every earlier run (``centre.match.solver-run-recorded.v1``, one partition, so the log's
-   order is the order they were recorded) and their ``inputs["replay"]``: the watermark (the last input
+1. finds the run and every earlier run (``centre.match.solver-run-recorded.v1`` or ``.v2``, one partition,
+   so the log's order is the order they were recorded) and their ``inputs["replay"]``: the watermark (the last input
    record matching had applied, per topic partition, when it read the pool), the date consents were judged
    against, the digests of each part of the inputs;
 2. folds the input records at or below the run's watermark into matching's state with :func:`fold`, the
@@ -65,6 +65,7 @@ from schemas.events import (
     ProposalWithdrawn,
     ResponseExpired,
     SolverRunRecorded,
+    SolverRunRecordedV2,
 )
 from services.matching.model import PoolSnapshot, SolverParams, Weights, inputs_digest, inputs_part_digests
 from services.matching.pool import arrival_seq, snapshot_from_rows
@@ -135,7 +136,7 @@ def watermark_of(replay: Mapping[str, Any]) -> Watermark | None:
 def runs_in_order(records: Iterable[Record]) -> list[Run]:
     runs = []
     for record in sorted(records, key=lambda r: r.seq):
-        if record.type != SolverRunRecorded.type:
+        if record.type not in (SolverRunRecorded.type, SolverRunRecordedV2.type):
             continue
         event = record.event()
         if not isinstance(event, SolverRunRecorded):

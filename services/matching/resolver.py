@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 from pydantic_settings import SettingsConfigDict
 
-from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecorded
+from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecordedV2
 from services.matching import store
 from services.matching.model import (
     Case,
@@ -215,14 +215,14 @@ async def apply(
     if replay is not None:
         # In the open ``inputs`` object: new keys there break no consumer of the v1 event (docs/audit.md).
         inputs["replay"] = {**replay, "not_applied": sorted(not_applied)}
-    run = SolverRunRecorded(
+    run = SolverRunRecordedV2(
         run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, inputs=inputs,
         parameters=parameters, solver_version=result.solver_version, seed=params.seed, status=result.status,
         objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
-        proposals=made, withdrawals=withdrawn,
+        proposals=made, withdrawals=withdrawn, mechanism=result.mechanism, blocking_pairs=result.blocking_pairs,
+        blocking_pairs_bound=result.blocking_pairs_bound, stability=result.stability,
     )
-    await store.record_run(connection, run, started_at=started_at, mechanism=result.mechanism,
-                           blocking_pairs=result.blocking_pairs, stability=result.stability)
+    await store.record_run(connection, run, started_at=started_at)
     await record_event(connection, run, source=source)
     return made, withdrawn
 

@@ -123,6 +123,7 @@ from services.matching.model import (
     STUDY_SHARE,
     WORK_SHARE,
     Case,
+    Mechanism,
     PoolSnapshot,
     SolverParams,
     Weights,
@@ -214,7 +215,7 @@ class SolveResult:
     phases: tuple[PhaseRecord, ...] = ()
     warnings: tuple[str, ...] = ()
     #: "welfare", "stable" or "dynamic" (``SolverParams.mechanism``)
-    mechanism: str = "welfare"
+    mechanism: Mechanism = "welfare"
     #: blocking pairs of this solution (``blocking_pairs``), in every mode
     blocking_pairs: int = 0
     #: stable mode: proven lower bound on the blocking pairs of any solution that keeps the protection

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.audit.chain import AuditRecord, seal
-from services.audit.replay import Proposal, compare_proposals, recorded_run
+from services.audit.replay import RUN_RECORDED, Proposal, compare_proposals, recorded_run
 
 
 def record(seq: int, event_type: str, payload: dict[str, object], prev: AuditRecord | None) -> AuditRecord:
@@ -12,15 +14,15 @@ def record(seq: int, event_type: str, payload: dict[str, object], prev: AuditRec
                 payload=payload, prev=prev)
 
 
-def test_a_run_is_found_with_the_proposals_and_withdrawals_that_name_it() -> None:
+@pytest.mark.parametrize("run_type", RUN_RECORDED)
+def test_a_run_is_found_with_the_proposals_and_withdrawals_that_name_it(run_type: str) -> None:
     first = record(1, "centre.match.proposed.v1", {"run_id": "run-1", "case_id": "c1", "host_id": "h1",
                                                    "score": 0.5, "explanation": {"score": 0.5}}, None)
     other = record(2, "centre.match.proposed.v1", {"run_id": "run-2", "case_id": "c2", "host_id": "h2",
                                                    "score": 0.1}, first)
     gone = record(3, "centre.match.proposal-withdrawn.v1", {"run_id": "run-1", "case_id": "c3", "host_id": "h3",
                                                             "proposal_id": "p3", "reason": "capacity"}, other)
-    run = record(4, "centre.match.solver-run-recorded.v1", {"run_id": "run-1", "pool_id": "pool-north",
-                                                            "seed": 7}, gone)
+    run = record(4, run_type, {"run_id": "run-1", "pool_id": "pool-north", "seed": 7}, gone)
     found = recorded_run("run-1", [run, gone, other, first])
     assert found is not None and found.seq == 4 and found.run["seed"] == 7
     assert found.proposals == (Proposal("c1", "h1", 0.5, {"score": 0.5}),)

@@ -28,6 +28,7 @@ from schemas.events import (
     MatchProposed,
     ProposalWithdrawn,
     SolverRunRecorded,
+    SolverRunRecordedV2,
 )
 from services.matching import app
 from services.matching.model import SolverParams, Weights, inputs_digest, inputs_part_digests
@@ -65,16 +66,20 @@ class Log:
                 for (topic, partition), offset in sorted(self.offsets.items()) if topic in inputs]
 
     def run(self, run_id: str, *, digest: str = "unknown", watermark: list[dict[str, Any]] | None = None,
-            digests: dict[str, str] | None = None, params: SolverParams = PARAMS) -> Record:
+            digests: dict[str, str] | None = None, params: SolverParams = PARAMS, version: int = 2) -> Record:
         replay: dict[str, Any] = {"watermark": self.watermark() if watermark is None else watermark,
                                   "as_of": AS_OF.isoformat(), "wall_limit_hit": False, "not_applied": []}
         if digests is not None:
             replay["digests"] = digests
-        return self.add(SolverRunRecorded(
+        recorded = SolverRunRecorded(
             run_id=run_id, pool_id=POOL, inputs_digest=digest, inputs={"cases": 0, "replay": replay},
             parameters=params.to_record(),
             solver_version="test", seed=params.seed, status="OPTIMAL", objective=0.0, bound=0.0, gap=0.0,
-            duration_s=0.0, proposals=0, withdrawals=0))
+            duration_s=0.0, proposals=0, withdrawals=0)
+        if version == 2:
+            recorded = SolverRunRecordedV2(**recorded.model_dump(), mechanism=params.mechanism, blocking_pairs=0,
+                                           stability="stable: no case and host would both rather be matched")
+        return self.add(recorded)
 
 
 def case(case_id: str, people: int = 1) -> CaseRegistered:
@@ -122,7 +127,7 @@ def test_the_fold_rebuilds_capacities_consents_withdrawals_and_earlier_runs() ->
     log.add(consent("c-c", expires_on=date(2026, 3, 1)), partition=2)  # expired by the run's date
     log.add(consent("c-d"))
     log.add(consent("c-e"), partition=1)
-    log.run("run-1")
+    log.run("run-1", version=1)  # recorded before runs were v2 events: both are read
     log.add(proposed("p-a", "c-a", "h-big", "run-1"))
     log.add(proposed("p-b", "c-b", "h-big", "run-1"), partition=1)
     log.add(proposed("p-d", "c-d", "h-big", "run-1"))
