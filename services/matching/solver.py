@@ -1264,6 +1264,8 @@ class _Run:
         followed = float(follow[self.choice[placed_units]].sum()) / SCORE_SCALE
         return objective - followed, bound - followed, status
 
+    # -- result -------------------------------------------------------------------------------------
+
     def result(self, objective: float, bound: float, status: str, digest: str) -> SolveResult:
         """Turn the solution into proposals, counts and explanations."""
         assignments = dict(self.snapshot.fixed)
