@@ -161,6 +161,8 @@ class Verdict:
     withdrawals_only_replayed: tuple[tuple[str, str], ...]
     explained: tuple[str, ...]
     wall_limit_hit: bool
+    #: the run's solver version and the replay's, when they differ (another OR-Tools or engine code)
+    solver_changed: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def proposal(p: Proposal) -> dict[str, Any]:
@@ -176,6 +178,7 @@ class Verdict:
             "withdrawals_only_replayed": [list(pair) for pair in self.withdrawals_only_replayed],
             "explained_by_not_applied": list(self.explained),
             "wall_limit_hit": self.wall_limit_hit,
+            "solver_changed": list(self.solver_changed) if self.solver_changed else None,
         }
 
 
@@ -207,8 +210,10 @@ def judge(run: RecordedRun, report: Mapping[str, Any]) -> Verdict:
     only_replayed = tuple(sorted(w for w in replayed_withdrawals - recorded_withdrawals if w[0] not in not_applied))
     explained = sorted({p.case_id for p in (*full.only_recorded, *full.only_replayed) if p.case_id in not_applied}
                        | {w[0] for w in recorded_withdrawals ^ replayed_withdrawals if w[0] in not_applied})
+    recorded_solver, replayed_solver = str(run.run.get("solver_version")), str(report.get("solver_version"))
     return Verdict(kept.identical and not only_recorded and not only_replayed, kept, only_recorded, only_replayed,
-                   tuple(explained), bool(report.get("wall_limit_hit")))
+                   tuple(explained), bool(report.get("wall_limit_hit")),
+                   (recorded_solver, replayed_solver) if recorded_solver != replayed_solver else None)
 
 
 def render_verdict(run: RecordedRun, report: Mapping[str, Any], verdict: Verdict | None) -> str:
@@ -258,4 +263,8 @@ def render_verdict(run: RecordedRun, report: Mapping[str, Any], verdict: Verdict
     if verdict.wall_limit_hit:
         lines.append("  note: the run stopped on its wall-clock limit, so a re-run may legitimately differ; this "
                      "difference is not by itself evidence that the log was changed")
+    if verdict.solver_changed:
+        run_solver, replay_solver = verdict.solver_changed
+        lines.append(f"  note: the run was solved by {run_solver} and the replay by {replay_solver}; another solver or "
+                     "engine may legitimately decide differently, so replay with the run's version to judge the log")
     return "\n".join(lines)

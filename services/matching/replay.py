@@ -496,6 +496,7 @@ def replay(records: Sequence[Record], run_id: str) -> tuple[int, dict[str, Any]]
     result = solve(snapshot, dataclasses.replace(params, wall_time_limit_s=None))
     report["outcome"] = "solved"
     report["status"] = result.status
+    report["solver_version"] = result.solver_version
     report["objective"] = result.objective
     report["proposals"] = [
         {"case_id": case_id, "host_id": host_id,

@@ -96,7 +96,8 @@ it (each level an equal share of what is left), the welfare phase gets the rest.
 
 Determinism: a fixed seed and a deterministic time budget (``max_deterministic_time``; with
 ``workers`` > 1 the interleaved search) make the same snapshot and parameters give the same
-proposals on every machine running the same OR-Tools version (recorded as ``solver_version``).
+proposals on every machine running the same OR-Tools version and the same engine code (both recorded
+as ``solver_version``: the engine as a fingerprint of the modules that decide proposals).
 
 Approved matches that exceed a host's capacity (capacity was lowered after approval) are kept;
 the host simply has no room left in that dimension, and the result carries a warning.
@@ -105,12 +106,14 @@ the host simply has no room left in that dimension, and the result carries a war
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -172,7 +175,22 @@ PROTECTION_RULE: Final = (
     "protection first: placed emergency cases, then urgent, then vulnerable, then all cases, then "
     "earlier arrivals are maximised in this order before any welfare criterion is considered"
 )
-_SOLVER_VERSION: Final = f"ortools {importlib.metadata.version('ortools')}"
+#: The modules whose code decides a run's proposals from its snapshot and parameters.
+ENGINE_MODULES: Final = ("cpsat_model", "exchange", "explanation", "future", "model", "neighbourhood", "scores",
+                         "solver")
+
+
+def engine_fingerprint(sources: Sequence[Path]) -> str:
+    """A short digest of the engine's source files: a replay that differs can then say whether the engine
+    itself changed since the run (any edit changes it, comments included)."""
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_SOLVER_VERSION: Final = (f"ortools {importlib.metadata.version('ortools')}; engine "
+                          f"{engine_fingerprint([Path(__file__).with_name(f'{m}.py') for m in ENGINE_MODULES])}")
 
 
 

@@ -45,7 +45,7 @@ def test_proposals_are_compared_case_by_case() -> None:
 def test_the_verdict_names_each_difference_and_what_the_run_explains() -> None:
     from services.audit.replay import RecordedRun, judge, render_verdict
 
-    run = RecordedRun("run-1", {"pool_id": "pool-north"}, 4,
+    run = RecordedRun("run-1", {"pool_id": "pool-north", "solver_version": "ortools 9.15; engine aaaa"}, 4,
                       (Proposal("c1", "h1", 0.5, {"score": 0.5}), Proposal("c2", "h2", 0.4, {"score": 0.4})),
                       (("c5", "h5"),))
     same = {"outcome": "solved", "proposals": [
@@ -53,12 +53,13 @@ def test_the_verdict_names_each_difference_and_what_the_run_explains() -> None:
         {"case_id": "c2", "host_id": "h2", "score": 0.4, "explanation": {"score": 0.4}},
         # the solver proposed c3 in the run too, but the pool had changed: the run says it was not applied
         {"case_id": "c3", "host_id": "h3", "score": 0.3}], "withdrawn": [{"case_id": "c5", "host_id": "h5"}],
-        "not_applied": ["c3"]}
+        "not_applied": ["c3"], "solver_version": "ortools 9.15; engine aaaa"}
     verdict = judge(run, same)
     assert verdict.identical and verdict.explained == ("c3",)
     assert "IDENTICAL" in render_verdict(run, same, verdict)
 
-    other = {"outcome": "solved", "wall_limit_hit": True, "withdrawn": [], "proposals": [
+    other = {"outcome": "solved", "wall_limit_hit": True, "solver_version": "ortools 9.15; engine aaaa",
+             "withdrawn": [], "proposals": [
         {"case_id": "c1", "host_id": "h9", "score": 0.6, "explanation": {}},
         {"case_id": "c2", "host_id": "h2", "score": 0.4, "explanation": {"score": 0.4, "binding": ["people"]}}]}
     verdict = judge(run, other)
@@ -68,6 +69,16 @@ def test_the_verdict_names_each_difference_and_what_the_run_explains() -> None:
     assert "case c2, host h2" in text and "binding" in text
     assert "case c5: the run withdrew its proposal on host h5" in text
     assert "wall-clock limit" in text and "not by itself evidence" in text
+    assert verdict.solver_changed is None and "another solver" not in text
+
+    # the same difference, but the engine changed since the run: the verdict says so
+    newer = RecordedRun("run-1", {"pool_id": "pool-north", "solver_version": "ortools 9.15; engine aaaa"}, 4,
+                        run.proposals, run.withdrawn)
+    verdict = judge(newer, {**other, "solver_version": "ortools 9.15; engine bbbb"})
+    assert verdict.solver_changed == ("ortools 9.15; engine aaaa", "ortools 9.15; engine bbbb")
+    text = render_verdict(newer, other, verdict)
+    assert "solved by ortools 9.15; engine aaaa and the replay by ortools 9.15; engine bbbb" in text
+    assert judge(newer, {**same, "solver_version": "ortools 9.15; engine aaaa"}).solver_changed is None
 
     mismatch = {"outcome": "inputs_differ", "recorded_digest": "aa", "rebuilt_digest": "bb",
                 "differing_parts": ["hosts"], "inputs": {"recorded": {"hosts": 2}, "rebuilt": {"hosts": 2}}}

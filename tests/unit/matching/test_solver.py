@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -401,3 +402,17 @@ def test_a_run_cut_off_by_the_wall_clock_says_so_and_one_within_its_budget_does_
     cut_off = solve(snapshot, SolverParams(time_limit_s=50.0, wall_time_limit_s=0.01))
     assert cut_off.wall_limit_hit and cut_off.to_dict()["wall_limit_hit"]
     assert not solve(snapshot, FAST).wall_limit_hit
+
+
+def test_the_solver_version_names_the_engine_code_and_changes_with_it(tmp_path: Path) -> None:
+    """An auditor whose replay differs must be able to tell whether the engine changed since the run."""
+    from services.matching.solver import engine_fingerprint
+
+    assert " engine " in solve(pool([case("a")], [host("h")]), FAST).solver_version
+    sources = [tmp_path / "model.py", tmp_path / "solver.py"]
+    for source in sources:
+        source.write_text("x = 1\n")
+    before = engine_fingerprint(sources)
+    assert engine_fingerprint(sources) == before
+    sources[1].write_text("x = 2\n")
+    assert engine_fingerprint(sources) != before
