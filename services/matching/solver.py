@@ -94,7 +94,8 @@ stability (``SolveResult.stability``), in every mode.
 Budget: ``time_limit_s`` deterministic units in all; the protection levels share at most half of
 it (each level an equal share of what is left), the welfare phase gets the rest. An emergency,
 urgent or vulnerable level that its search, started from the hint, leaves unproven is searched once
-more without the hint, with another such share (``RETRIED_LEVELS``); the better solution is kept.
+more without the hint in a whole-pool solve, with another such share (``RETRIED_LEVELS``); the better
+solution is kept.
 
 Determinism: a fixed seed and a deterministic time budget (``max_deterministic_time``; with
 ``workers`` > 1 the interleaved search) make the same snapshot and parameters give the same
@@ -171,8 +172,10 @@ SWAP_PASSES: Final = 3
 #: Dynamic mode: a position's gain is raised by its share in the plan times this many largest gains,
 #: so that following the plan outweighs any difference in welfare.
 PLAN_WEIGHT: Final = 10
-#: Protection levels searched a second time, without the hint, when the first search ends unproven.
-#: "Placed, then arrival" is not: on pools where it ends unproven, CP-SAT never improved it either way.
+#: Protection levels searched a second time, without the hint, when the first search ends unproven, in
+#: whole-pool solves. "Placed, then arrival" is not: where it ends unproven, CP-SAT never improved it
+#: either way. Re-solves around the changes are not, to keep the path from an update to new proposals
+#: as short as it was; the periodic whole-pool solve searches again for them.
 RETRIED_LEVELS: Final = frozenset({"emergency", "urgent", "vulnerable"})
 #: Cases scored at once (rows x hosts matrices; bounds memory on big pools).
 CHUNK: Final = 256
@@ -745,7 +748,7 @@ class _Run:
             share = (budget - self.det_used) / (len(levels) - k)
             proven = self.proven
             solved = self._run_model(name, model, share, 0.0, 1)
-            if level.name in RETRIED_LEVELS and solved.status != "OPTIMAL":
+            if level.name in RETRIED_LEVELS and solved.status != "OPTIMAL" and self.params.scope == "pool":
                 # the hint can hold the search: measured on 2,000 x 200 (seed 0), CP-SAT stayed at the
                 # hint's 391 vulnerable households for its whole share where 412 fit; without the hint it
                 # proved 412 within the same share. Later levels share what is left, as before.
