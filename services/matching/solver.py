@@ -821,9 +821,11 @@ class _Run:
                     taken[q] = 1
         return taken
 
-    def welfare(self, budget: float | None = None, phase: str = "welfare",
-                relative_gap: float | None = None) -> tuple[float, float, str]:
-        """Maximise weighted welfare minus disruption, with protection fixed. Returns objective, bound, status."""
+    def welfare(self, budget: float | None = None, phase: str = "welfare", relative_gap: float | None = None,
+                bonus: IntArray | None = None) -> tuple[float, float, str]:
+        """Maximise weighted welfare minus disruption, with protection fixed, each position's gain raised
+        by ``bonus`` where given (the dynamic mode's plan). Returns objective, bound, status."""
+        gain = self.x_gain if bonus is None else self.x_gain + bonus
         # protection decided *who* is placed: fix that set, so welfare only decides *where*. This
         # implies every protection level; the welfare LP is a tight assignment relaxation.
         placed_units = np.flatnonzero(self.choice >= 0)
@@ -854,7 +856,7 @@ class _Run:
                 model.linear(lits, [1] * len(lits), 0, int(self.study_left[j]))
         n_pending = int((self.pending_host >= 0).sum())
         offset = self.disruption * n_pending
-        gains = np.concatenate([self.x_gain[positions], np.asarray(self.offer_gain, dtype=np.int64)])
+        gains = np.concatenate([gain[positions], np.asarray(self.offer_gain, dtype=np.int64)])
         model.maximize(range(len(gains)), gains.tolist(), -offset)
         if self.blocking_found is not None:
             # stable mode: no more blocking pairs than the stability phase found
@@ -865,7 +867,7 @@ class _Run:
         if self.blocking_found is None:
             # exchanges within classes first (see exchange.py); they ignore jobs and study places,
             # so the hint with its offers must come out better to be kept
-            exchanged = better_hosts(self.choice, self._candidates(), self.x_gain)
+            exchanged = better_hosts(self.choice, self._candidates(), gain)
             x_new = (exchanged[self.x_unit[positions]] == positions).astype(np.int64)
             offers_new = self._greedy_offers(x_new)
             if gains @ np.concatenate([x_new, offers_new]) > gains @ np.concatenate([x_hint, offers_hint]):
@@ -890,7 +892,7 @@ class _Run:
         # no welfare solution within the budget: keep the protection solution, greedy offers; bound
         # without search: every placed unit at its best candidate, taking every offer there
         self.offer_taken = offers_hint
-        potential = self.x_gain[positions].copy()
+        potential = gain[positions].copy()
         for local, mine in enumerate(self.position_offers):
             potential[local] += sum(self.offer_gain[q] for q in mine)
         unit_best = np.zeros(len(self.units), dtype=np.int64)
@@ -1292,14 +1294,10 @@ class _Run:
         self.future_placed = plan.future_placed
         follow = np.zeros_like(self.x_gain)
         follow[positions] = np.rint(plan.present * (PLAN_WEIGHT * int(np.abs(self.x_gain).max(initial=0)) + 1))
-        gains = self.x_gain
-        self.x_gain = gains + follow
-        try:
-            # no gap limit: the plan's weight inflates the objective, so a relative gap on it would leave
-            # welfare unoptimised
-            objective, bound, status = self.welfare(budget, phase="dynamic:follow_plan", relative_gap=0.0)
-        finally:
-            self.x_gain = gains
+        # no gap limit: the plan's weight inflates the objective, so a relative gap on it would leave
+        # welfare unoptimised
+        objective, bound, status = self.welfare(budget, phase="dynamic:follow_plan", relative_gap=0.0,
+                                                bonus=follow)
         followed = float(follow[self.choice[placed_units]].sum()) / SCORE_SCALE
         return objective - followed, bound - followed, status
 
