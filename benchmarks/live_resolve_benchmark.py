@@ -15,7 +15,8 @@ as processes, the service's own settings), one pool is filled through the public
     .venv/bin/python benchmarks/live_resolve_benchmark.py                 # the surge's pool size, 750 x 75
     .venv/bin/python benchmarks/live_resolve_benchmark.py --cases 200 --hosts 20 --updates 5 --burst 200
 
-Timings include the coalescing window (``MATCHING_COALESCE_WINDOW_S``, 1 s) and the trip through intake's
+Timings include the coalescing (a pool is solved once its events pause for ``MATCHING_COALESCE_QUIET_S``,
+0.2 s, or at most ``MATCHING_COALESCE_WINDOW_S``, 1 s, after it became dirty) and the trip through intake's
 outbox and the broker. The pool is left to settle (no pending work) before the updates start.
 """
 
@@ -42,6 +43,7 @@ import httpx
 
 from deploy.local import synthetic
 from deploy.local.stack import LOCAL_TUNING, LocalStack, throwaway_database_name
+from services.matching.resolver import MatchingSettings
 from services.runtime.access import Role
 from services.runtime.settings import ServiceSettings
 from services.runtime.tokens import TokenAuthority
@@ -130,7 +132,8 @@ class Bench:
 
     async def runs_since(self, since_epoch: float) -> list[asyncpg.Record]:
         return await self.database.fetch(
-            "SELECT extract(epoch FROM started_at) AS started, duration_s FROM matching.solver_runs"
+            "SELECT extract(epoch FROM started_at) AS started, duration_s, parameters->>'scope' AS scope,"
+            " proposals, withdrawals FROM matching.solver_runs"
             " WHERE pool_id = $1 AND started_at >= to_timestamp($2) ORDER BY started_at", POOL.pool_id, since_epoch)
 
     async def update_capacity(self, host: Host) -> None:
@@ -143,8 +146,8 @@ class Bench:
                                        headers=self.token("partner", "bench", host.organisation_id))
         response.raise_for_status()
 
-    async def one_update(self) -> tuple[float, float]:
-        """(seconds from the call until the pool is solved with it, solve seconds of that last run)."""
+    async def one_update(self) -> tuple[float, asyncpg.Record]:
+        """(seconds from the call until the pool is solved with it, that last run)."""
         called = time.time()
         await self.update_capacity(self.rng.choice(self.hosts))
         await until(self.settled, "the pool to be solved after one update")
@@ -152,7 +155,7 @@ class Bench:
         if not runs:
             raise RuntimeError("the pool settled without a run after a capacity update")
         last = runs[-1]
-        return float(last["started"]) + last["duration_s"] - called, last["duration_s"]
+        return float(last["started"]) + last["duration_s"] - called, last
 
     async def burst(self, events: int) -> tuple[float, float, int]:
         """(seconds to send, seconds until clean, solver runs) for ``events`` capacity updates."""
@@ -199,19 +202,23 @@ async def main(arguments: argparse.Namespace) -> None:
                       f" consented and solved in {time.monotonic() - filled:.1f} s", flush=True)
                 latencies, solves = [], []
                 for number in range(arguments.updates):
-                    latency, solve = await bench.one_update()
+                    latency, run = await bench.one_update()
                     latencies.append(latency)
-                    solves.append(solve)
-                    print(f"  update {number + 1:>3}: solved with it after {latency:5.2f} s (solve {solve:.2f} s)",
-                          flush=True)
+                    solves.append(run["duration_s"])
+                    print(f"  update {number + 1:>3}: solved with it after {latency:5.2f} s (solve "
+                          f"{run['duration_s']:.2f} s, scope {run['scope']}, {run['proposals']} proposals, "
+                          f"{run['withdrawals']} withdrawals)", flush=True)
                 sent, clean, runs = await bench.burst(arguments.burst)
                 peak = bench.matching_peak_rss_mib()
             finally:
                 await bench.database.close()
                 await bench.http.aclose()
+    settings = MatchingSettings()
+    coalescing = (f"{settings.matching_coalesce_quiet_s:g} s quiet, "
+                  f"{settings.matching_coalesce_window_s:g} s window")
     rows = [
         ("capacity update -> pool solved with it", f"median {statistics.median(latencies):.2f}, "
-         f"p95 {p95(latencies):.2f}", f"n={len(latencies)}; includes the 1 s coalescing window"),
+         f"p95 {p95(latencies):.2f}", f"n={len(latencies)}; includes the coalescing ({coalescing})"),
         ("solve time of those re-solves", f"median {statistics.median(solves):.2f}, p95 {p95(solves):.2f}",
          "the run's duration_s"),
         (f"burst of {arguments.burst} capacity updates", f"sent in {sent:.1f}, clean after {clean:.1f}",
@@ -227,7 +234,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=750, help="cases in the pool (default: %(default)s)")
     parser.add_argument("--hosts", type=int, default=75, help="hosts in the pool (default: %(default)s)")
-    parser.add_argument("--updates", type=int, default=20, help="single updates timed (default: %(default)s)")
+    parser.add_argument("--updates", type=int, default=60, help="single updates timed (default: %(default)s)")
     parser.add_argument("--burst", type=int, default=1000, help="updates in the burst (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7)
     asyncio.run(main(parser.parse_args()))

@@ -19,8 +19,9 @@ fixed seeds) through ``services/matching/pool.py`` (see ``benchmarks/matching_po
 * optimality: on small pools, the engine's protection levels and welfare against an independent
   formulation solved exactly by SciPy's HiGHS MILP (every compatible pair, no pruning);
 * speed: a full solve of 2,000 x 200 and of 20,000 x 2,000 (unless --skip-big), re-solves of a live
-  pool of 3,000 x 300 after one capacity update (median and p95, with the service's own settings), how
-  many solves a burst of 1,000 events needs at the service's coalescing window, peak memory.
+  pool of 3,000 x 300 after one capacity update (median and p95, with the service's own settings), peak
+  memory. How a burst of events is coalesced is measured in the running centre
+  (``live_resolve_benchmark.py``).
 """
 
 from __future__ import annotations
@@ -378,22 +379,6 @@ def resolves(snapshot: PoolSnapshot, params: SolverParams, count: int, seed: int
     return times, results
 
 
-def solves_for_burst(events: int, spread_s: float, window_s: float, solve_s: float) -> int:
-    """Solves the resolver loop needs for ``events`` marks arriving evenly over ``spread_s`` seconds:
-    it sleeps one window, solves the pool if marked (reading its state at that instant), and marks
-    that arrive while it solves make it solve once more."""
-    arrivals = [spread_s * k / max(events - 1, 1) for k in range(events)]
-    t, seen, solves = 0.0, 0, 0
-    while seen < events:
-        t += window_s
-        arrived = sum(1 for a in arrivals if a <= t)
-        if arrived > seen:
-            seen = arrived
-            solves += 1
-            t += solve_s
-    return solves
-
-
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[max(0, int(np.ceil(0.95 * len(ordered))) - 1)]
@@ -531,7 +516,6 @@ def quality_and_speed(args: argparse.Namespace, parts: set[str], weights: Weight
                       f"{len(first_come_first_served(big))}"))
     state = live(3000, 300)
     every = MatchingSettings().matching_full_solve_every
-    solve_s = 0.0
     for scope, what in (("changes", f"around the changes (the service's re-solve; {every - 1} runs in {every})"),
                         ("pool", f"of the whole pool (the service's 1 run in {every})")):
         times, results = resolves(state, dataclasses.replace(service, scope=scope), args.resolves)
@@ -545,13 +529,6 @@ def quality_and_speed(args: argparse.Namespace, parts: set[str], weights: Weight
                       f"service settings ({service.time_limit_s:g} det. units, wall stop "
                       f"{service.wall_time_limit_s:g} s); withdrawals per re-solve median "
                       f"{statistics.median(moved):g}"))
-        if scope == "changes":
-            solve_s = statistics.median(times)
-    window = MatchingSettings().matching_coalesce_window_s
-    for spread in (1.0, 10.0, 60.0):
-        speed.append((f"burst of 1,000 events over {spread:g} s", "", "", "",
-                      "", f"{solves_for_burst(1000, spread, window, solve_s)} solves at a {window:g} s window "
-                      f"and {solve_s:.1f} s per solve"))
     speed.append(("peak memory (whole process)", "", "", "", "",
                   f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"))
     print(table(speed), flush=True)

@@ -1,6 +1,7 @@
 """Incremental re-solving: pools marked dirty by events are solved again, a few at a time.
 
-Marks are coalesced: a burst of events on one pool becomes one solve after a short window. A solve reads
+Marks are coalesced: a pool is solved once its events pause for a moment (``quiet``), or after at most a
+short window of steady events, so a single update is solved at once and a burst becomes a few solves. A solve reads
 a consistent snapshot, runs the solver in a worker thread (CP-SAT releases the interpreter, so the
 service keeps consuming events meanwhile), then applies the result in one transaction against the pool
 as it is *now*: a proposal that no longer fits (capacity cut, consent withdrawn, pair declined during the
@@ -47,6 +48,10 @@ class MatchingSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
+    # Coalescing: a dirty pool is solved once no event has marked it for the quiet time, or once it has
+    # been dirty for the window, whichever comes first (a steady stream of events still gets a solve per
+    # window). The loop looks for due pools every half quiet time.
+    matching_coalesce_quiet_s: float = 0.2
     matching_coalesce_window_s: float = 1.0
     # Deterministic budget (replayable), then a wall-clock stop so a surge never waits on one pool.
     matching_time_limit_s: float = 1.0
@@ -94,14 +99,15 @@ class MatchingSettings(ServiceSettings):
 
 
 async def resolve_dirty_pools(context: ServiceContext) -> None:
-    """The background task: every coalescing window, solve each pool marked dirty since its last solve."""
+    """The background task: solve each dirty pool once it is due (its events paused, or its window passed)."""
     settings = MatchingSettings()
     params = settings.solver_params()
     solved: dict[str, int] = defaultdict(int)  # solves per pool since this process started
     while True:
-        await asyncio.sleep(settings.matching_coalesce_window_s)
+        await asyncio.sleep(settings.matching_coalesce_quiet_s / 2)
         async with context.pool.acquire() as connection:
-            dirty = await store.dirty_pools(connection)
+            dirty = await store.due_pools(connection, settings.matching_coalesce_quiet_s,
+                                          settings.matching_coalesce_window_s)
         for row in dirty:
             pool_id = row["pool_id"]
             scope = scope_of_solve(solved[pool_id], settings.matching_full_solve_every)
@@ -136,8 +142,7 @@ async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverPara
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"apply:{pool_id}")
             made, withdrawn = await apply(connection, context.source, snapshot, pending_ids, result, params,
                                           started_at, replay=replay)
-            await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at = $2",
-                                     pool_id, marked_at)
+            await store.clear_dirty(connection, pool_id, marked_at)
     log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
              status=result.status, proposals=made, withdrawals=withdrawn, blocking_pairs=result.blocking_pairs,
              duration_s=round(result.duration_s, 3))

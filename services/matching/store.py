@@ -27,8 +27,26 @@ async def mark_case_pool_dirty(connection: asyncpg.Connection, case_id: str) -> 
         await mark_dirty(connection, pool_id)
 
 
-async def dirty_pools(connection: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await connection.fetch("SELECT pool_id, marked_at FROM dirty_pools ORDER BY marked_at")
+async def due_pools(connection: asyncpg.Connection, quiet_s: float, window_s: float) -> list[asyncpg.Record]:
+    """Dirty pools due for a solve: no mark for ``quiet_s`` seconds (the events have paused), or dirty for
+    ``window_s`` seconds (a steady stream still gets a solve per window); longest waiting first."""
+    return await connection.fetch(
+        "SELECT pool_id, marked_at FROM dirty_pools"
+        " WHERE marked_at <= clock_timestamp() - make_interval(secs => $1)"
+        " OR dirty_since <= clock_timestamp() - make_interval(secs => $2)"
+        " ORDER BY dirty_since",
+        quiet_s, window_s,
+    )
+
+
+async def clear_dirty(connection: asyncpg.Connection, pool_id: str, marked_at: datetime) -> None:
+    """Clear the mark a solve has answered; a mark renewed during the solve stays, and its window starts
+    now, so a steady stream of events gets one solve per window, not one after another."""
+    cleared = await connection.execute("DELETE FROM dirty_pools WHERE pool_id = $1 AND marked_at = $2",
+                                       pool_id, marked_at)
+    if cleared == "DELETE 0":
+        await connection.execute("UPDATE dirty_pools SET dirty_since = clock_timestamp() WHERE pool_id = $1",
+                                 pool_id)
 
 
 async def upsert_case(connection: asyncpg.Connection, case_id: str, pool_id: str, profile: dict[str, Any],

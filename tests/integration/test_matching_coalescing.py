@@ -1,0 +1,102 @@
+"""Coalescing against the real PostgreSQL: when a dirty pool is due for a solve, and what a solve clears.
+
+A pool is due once its events have paused for the quiet time, or once it has been dirty for the whole
+window however often it is marked; a solve clears only the mark it answered. The marks' timestamps are
+set in the database, so no test waits on the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.matching import app as matching_app
+from services.matching import store
+from services.runtime.database import create_pool, migrate
+from tests.integration.notifications_database import SERVER_URL
+
+pytestmark = pytest.mark.integration
+
+QUIET_S, WINDOW_S = 0.2, 1.0
+
+
+@pytest.fixture(scope="module")
+async def database() -> AsyncIterator[asyncpg.Pool]:
+    name = f"test_matching_coalescing_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        pool = await create_pool(f"{SERVER_URL}/{name}", "matching", size=2)
+        try:
+            await migrate(pool, "matching", Path(matching_app.__file__).parent / "migrations")
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def connection(database: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with database.acquire() as connection:
+        await connection.execute("TRUNCATE dirty_pools")
+        yield connection
+
+
+async def age(connection: asyncpg.Connection, pool_id: str, *, last_mark_s: float, dirty_s: float) -> None:
+    """Make the pool's last mark ``last_mark_s`` seconds old and its dirtiness ``dirty_s`` seconds old."""
+    await connection.execute(
+        "UPDATE dirty_pools SET marked_at = clock_timestamp() - make_interval(secs => $2),"
+        " dirty_since = clock_timestamp() - make_interval(secs => $3) WHERE pool_id = $1",
+        pool_id, last_mark_s, dirty_s)
+
+
+async def due(connection: asyncpg.Connection) -> list[str]:
+    return [row["pool_id"] for row in await store.due_pools(connection, QUIET_S, WINDOW_S)]
+
+
+async def test_a_single_update_is_due_once_the_quiet_time_has_passed(connection: asyncpg.Connection) -> None:
+    await store.mark_dirty(connection, "pool-a")
+    assert await due(connection) == []  # just marked: more events may follow
+    await age(connection, "pool-a", last_mark_s=0.3, dirty_s=0.3)
+    assert await due(connection) == ["pool-a"]
+
+
+async def test_a_steady_stream_is_due_once_per_window(connection: asyncpg.Connection) -> None:
+    await store.mark_dirty(connection, "pool-a")
+    await age(connection, "pool-a", last_mark_s=0.05, dirty_s=0.9)
+    await store.mark_dirty(connection, "pool-a")  # a new mark renews the quiet time, not the window
+    assert await due(connection) == []
+    await age(connection, "pool-a", last_mark_s=0.05, dirty_s=1.1)
+    assert await due(connection) == ["pool-a"]
+
+
+async def test_due_pools_come_longest_waiting_first(connection: asyncpg.Connection) -> None:
+    for pool_id, dirty_s in (("pool-a", 0.5), ("pool-b", 2.0), ("pool-c", 1.0)):
+        await store.mark_dirty(connection, pool_id)
+        await age(connection, pool_id, last_mark_s=0.5, dirty_s=dirty_s)
+    assert await due(connection) == ["pool-b", "pool-c", "pool-a"]
+
+
+async def test_a_solve_clears_the_mark_it_answered(connection: asyncpg.Connection) -> None:
+    await store.mark_dirty(connection, "pool-a")
+    marked_at = await connection.fetchval("SELECT marked_at FROM dirty_pools WHERE pool_id = 'pool-a'")
+    await store.clear_dirty(connection, "pool-a", marked_at)
+    assert await connection.fetchval("SELECT count(*) FROM dirty_pools") == 0
+
+
+async def test_a_mark_during_the_solve_stays_and_its_window_starts_again(connection: asyncpg.Connection) -> None:
+    await store.mark_dirty(connection, "pool-a")
+    await age(connection, "pool-a", last_mark_s=3.0, dirty_s=3.0)
+    answered = await connection.fetchval("SELECT marked_at FROM dirty_pools WHERE pool_id = 'pool-a'")
+    await store.mark_dirty(connection, "pool-a")  # an event while the solve ran
+    await store.clear_dirty(connection, "pool-a", answered)
+    assert await connection.fetchval("SELECT count(*) FROM dirty_pools") == 1
+    assert await due(connection) == []  # neither quiet yet nor a window since the solve
+    await age(connection, "pool-a", last_mark_s=0.3, dirty_s=0.3)
+    assert await due(connection) == ["pool-a"]
