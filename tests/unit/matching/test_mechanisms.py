@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from services.matching import solver
+from services.matching.future import Future, Plan, Present, relaxed_plan
 from services.matching.model import Capacity, PoolSnapshot, SolverParams, inputs_digest
 from services.matching.solver import SolveResult, blocking_pairs, solve
 from tests.unit.matching.pools import feasible_assignments, pools
@@ -175,6 +178,33 @@ def test_the_dynamic_plan_keeps_a_scarce_accessible_unit_for_the_arrival_that_ne
     assert protected(planned) == protected(first)
     then = dataclasses.replace(snapshot, cases=(*snapshot.cases, later), fixed={**snapshot.fixed, "e": "b"})
     assert solve(then, WELFARE).assignments["n"] == "a"
+
+
+def test_a_plan_too_big_for_its_budget_is_planned_again_with_fewer_scenarios(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned_scenarios: list[tuple[int, int]] = []
+
+    def plan_at_most_two_scenarios(present: Present, future: Future, *args: Any, **kwargs: Any) -> Plan | None:
+        scenarios = args[2]
+        planned_scenarios.append((scenarios, int(future.scenario.max()) + 1))
+        return None if scenarios > 2 else relaxed_plan(present, future, *args, **kwargs)
+
+    monkeypatch.setattr(solver, "relaxed_plan", plan_at_most_two_scenarios)
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=1, scenarios=8)
+    planned = solve(accessible_pool(), params)
+    assert planned_scenarios == [(8, 8), (4, 4), (2, 2)]  # each try sees only its own scenarios' phantoms
+    assert [(p.name, p.status) for p in planned.phases if p.name.startswith("dynamic:relaxed_plan")] == [
+        ("dynamic:relaxed_plan:8_scenarios", "NOT_SOLVED"), ("dynamic:relaxed_plan:4_scenarios", "NOT_SOLVED"),
+        ("dynamic:relaxed_plan:2_scenarios", "OPTIMAL")]
+    assert "dynamic: the relaxed plan was solved with 2 of 8 scenarios" in planned.warnings
+    assert planned.assignments["e"] == "b"  # two scenarios of the mix still keep the accessible unit
+
+    monkeypatch.setattr(solver, "relaxed_plan", lambda *args, **kwargs: None)
+    unplanned = solve(accessible_pool(), params)
+    assert [p.name for p in unplanned.phases if p.name.startswith("dynamic:relaxed_plan")] == [
+        f"dynamic:relaxed_plan:{n}_scenarios" for n in (8, 4, 2, 1)]
+    assert "dynamic: the relaxed plan was not solved; placed as the welfare mode places" in unplanned.warnings
+    assert unplanned.assignments == solve(accessible_pool(), WELFARE).assignments
 
 
 def test_dynamic_mode_is_deterministic_and_recorded() -> None:
