@@ -97,8 +97,9 @@ class ArrayModel:
         hint.values.extend(np.asarray(values, dtype=np.int64).tolist())
 
     def solve(self, *, deterministic_s: float, wall_s: float | None, seed: int, workers: int,
-              relative_gap: float) -> Solved:
-        """Solve with a deterministic budget (replayable) and an optional wall-clock stop."""
+              relative_gap: float, linearization_level: int | None = None) -> Solved:
+        """Solve with a deterministic budget (replayable) and an optional wall-clock stop;
+        ``linearization_level`` overrides CP-SAT's (1) where given."""
         solver = cp_model.CpSolver()
         p = solver.parameters
         p.num_workers = workers
@@ -115,6 +116,8 @@ class ArrayModel:
         # on re-solves of 3,000 cases, repeated presolve rounds took seconds of wall time that the
         # deterministic clock does not count; one round keeps what matters (the welfare LP's bound)
         p.max_presolve_iterations = 1
+        if linearization_level is not None:
+            p.linearization_level = linearization_level
         if workers > 1:
             p.interleave_search = True  # deterministic whatever the number of workers
         status = solver.solve(self.model)
