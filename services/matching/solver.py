@@ -95,9 +95,9 @@ Every result reports its blocking pairs (``SolveResult.blocking_pairs``) and a s
 stability (``SolveResult.stability``), in every mode.
 
 Budget: ``time_limit_s`` deterministic units in all; the protection levels share at most half of
-it (each level an equal share of what is left), the welfare phase gets the rest. An emergency,
-urgent or vulnerable level that its search, started from the hint, leaves unproven is searched once
-more without the hint in a whole-pool solve, with another such share (``RETRIED_LEVELS``); the better
+it (each level an equal share of what is left), the welfare phase gets the rest. A protection
+level that its search, started from the hint, leaves unproven is searched once more without the hint
+in a whole-pool solve, with another such share; the better
 solution is kept.
 
 Determinism: a fixed seed and a deterministic time budget (``max_deterministic_time``; with
@@ -175,11 +175,6 @@ SWAP_PASSES: Final = 3
 #: Dynamic mode: a position's gain is raised by its share in the plan times this many largest gains,
 #: so that following the plan outweighs any difference in welfare.
 PLAN_WEIGHT: Final = 10
-#: Protection levels searched a second time, without the hint, when the first search ends unproven, in
-#: whole-pool solves. "Placed, then arrival" is not: where it ends unproven, CP-SAT never improved it
-#: either way. Re-solves around the changes are not, to keep the path from an update to new proposals
-#: as short as it was; the periodic whole-pool solve searches again for them.
-RETRIED_LEVELS: Final = frozenset({"emergency", "urgent", "vulnerable"})
 #: Welfare models with offers (jobs, study places) of at most this many variables are solved with
 #: CP-SAT's linearization level 2, whose LP keeps the implications "offer -> its position". Measured on
 #: labour pools of 400 x 130 (seeds 1, 2; 17,842 and 19,085 variables): level 1 stayed at its hint, 877.0
@@ -762,10 +757,13 @@ class _Run:
             share = (budget - self.det_used) / (len(levels) - k)
             proven = self.proven
             solved = self._run_model(name, model, share, 0.0, 1)
-            if level.name in RETRIED_LEVELS and solved.status != "OPTIMAL" and self.params.scope == "pool":
+            if solved.status != "OPTIMAL" and self.params.scope == "pool":
                 # the hint can hold the search: measured on 2,000 x 200 (seed 0), CP-SAT stayed at the
-                # hint's 391 vulnerable households for its whole share where 412 fit; without the hint it
-                # proved 412 within the same share. Later levels share what is left, as before.
+                # hint's 391 vulnerable households for its whole share where 412 fit, and on a 400 x 130
+                # labour pool at 376 households placed where 399 fit; without the hint it found them
+                # within the same share. Later levels share what is left, as before. Re-solves around
+                # the changes do not search twice, to keep the path from an update to new proposals
+                # short; the periodic whole-pool solve searches again for them.
                 model.proto.clear_solution_hint()
                 again = self._run_model(f"{name}:without_hint", model, share, 0.0, 1)
                 if again.values is not None and again.objective is not None and (

@@ -63,3 +63,20 @@ def test_a_protection_level_the_hint_holds_back_is_searched_again_without_it() -
     assert vulnerable["protect:vulnerable"].status == "FEASIBLE"
     assert vulnerable["protect:vulnerable:without_hint"].status == "OPTIMAL"
     assert result.protected_placed["vulnerable"] == vulnerable["protect:vulnerable:without_hint"].bound == 412
+
+
+def test_the_number_placed_the_hint_holds_back_is_searched_again_without_it() -> None:
+    """A 400 x 130 labour pool, solver seed 0: from the greedy hint "placed, then arrival" stayed at 376
+    households for its whole share, where 399 fit. The level's weight of a placed case is one more
+    than the seniority of all cases together (every case is free in a fresh pool), so the number placed
+    is its objective divided by that weight."""
+    snapshot = synthetic_pool(400, 130, seed=1, program="labour")
+    result = solve(snapshot, SolverParams(time_limit_s=10.0, relative_gap=0.01, seed=0))
+    n = len(snapshot.cases)
+    placed_weight = n * (n + 1) // 2 + 1
+    phases = {p.name: p for p in result.phases if p.name.startswith("protect:placed_then_arrival")}
+    hinted, again = phases["protect:placed_then_arrival"], phases["protect:placed_then_arrival:without_hint"]
+    assert hinted.objective is not None and again.objective is not None
+    assert again.objective // placed_weight > hinted.objective // placed_weight
+    assert result.protected_placed["total"] == len(result.assignments) == again.objective // placed_weight
+
