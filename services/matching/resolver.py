@@ -1,7 +1,7 @@
 """Incremental re-solving: pools marked dirty by events are solved again, a few at a time.
 
-Marks are coalesced: a pool is solved once its events pause for a moment (``quiet``), or after at most a
-short window of steady events, so a single update is solved at once and a burst becomes a few solves. A solve reads
+Marks are coalesced: a pool is solved once its events pause for a moment, or at the latest a short window
+after it became dirty, so a single update is solved at once and a burst becomes a few solves. A solve reads
 a consistent snapshot, runs the solver in a worker thread (CP-SAT releases the interpreter, so the
 service keeps consuming events meanwhile), then applies the result in one transaction against the pool
 as it is *now*: a proposal that no longer fits (capacity cut, consent withdrawn, pair declined during the
