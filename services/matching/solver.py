@@ -97,8 +97,8 @@ stability (``SolveResult.stability``), in every mode.
 Budget: ``time_limit_s`` deterministic units in all; the protection levels share at most half of
 it (each level an equal share of what is left), the welfare phase gets the rest. A protection
 level that its search, started from the hint, leaves unproven is searched once more without the hint
-in a whole-pool solve, with another such share; the better
-solution is kept.
+in a whole-pool solve, with another such share if that share is at least ``MIN_RETRY_SHARE``; the
+better solution is kept.
 
 Determinism: a fixed seed and a deterministic time budget (``max_deterministic_time``; with
 ``workers`` > 1 the interleaved search) make the same snapshot and parameters give the same
@@ -175,6 +175,11 @@ SWAP_PASSES: Final = 3
 #: Dynamic mode: a position's gain is raised by its share in the plan times this many largest gains,
 #: so that following the plan outweighs any difference in welfare.
 PLAN_WEIGHT: Final = 10
+#: A protection level left unproven is searched again without the hint only when its share of the
+#: budget is at least this many deterministic units: on a live 3,000 x 300 pool with the service's
+#: 1-unit budget, a hint-free search of "placed, then arrival" found no solution in its 0.34 units and
+#: took 1.9 s, after which the welfare phase ran into the 4 s wall stop in every re-solve.
+MIN_RETRY_SHARE: Final = 1.0
 #: Welfare models with offers (jobs, study places) of at most this many variables are solved with
 #: CP-SAT's linearization level 2, whose LP keeps the implications "offer -> its position". Measured on
 #: labour pools of 400 x 130 (seeds 1, 2; 17,842 and 19,085 variables): level 1 stayed at its hint, 877.0
@@ -757,7 +762,7 @@ class _Run:
             share = (budget - self.det_used) / (len(levels) - k)
             proven = self.proven
             solved = self._run_model(name, model, share, 0.0, 1)
-            if solved.status != "OPTIMAL" and self.params.scope == "pool":
+            if solved.status != "OPTIMAL" and self.params.scope == "pool" and share >= MIN_RETRY_SHARE:
                 # the hint can hold the search: measured on 2,000 x 200 (seed 0), CP-SAT stayed at the
                 # hint's 391 vulnerable households for its whole share where 412 fit, and on a 400 x 130
                 # labour pool at 376 households placed where 399 fit; without the hint it found them

@@ -80,3 +80,9 @@ def test_the_number_placed_the_hint_holds_back_is_searched_again_without_it() ->
     assert again.objective // placed_weight > hinted.objective // placed_weight
     assert result.protected_placed["total"] == len(result.assignments) == again.objective // placed_weight
 
+    # with the service's budget of 1 unit, a level's share is too small for a search without the hint
+    # to find anything: it is not searched twice
+    service = solve(snapshot, SolverParams(time_limit_s=1.0, relative_gap=0.01, seed=0))
+    assert any(p.name == "protect:placed_then_arrival" and p.status == "FEASIBLE" for p in service.phases)
+    assert not [p.name for p in service.phases if p.name.endswith(":without_hint")]
+
