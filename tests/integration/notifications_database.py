@@ -6,8 +6,6 @@ like the running service, and dropped afterwards.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,9 +13,8 @@ from pathlib import Path
 import asyncpg
 
 from services.notifications import app as notifications_app
-from services.runtime.database import create_pool, migrate
+from tests.integration.service_database import service_database
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 MIGRATIONS = Path(notifications_app.__file__).parent / "migrations"
 SCHEMA = "notifications"
 SOURCE = "/services/notifications"
@@ -26,19 +23,8 @@ TABLES = "notifications, outbox, inbox, cases, hosts, partner_consents, proposal
 
 @asynccontextmanager
 async def notifications_database(label: str, *, connections: int = 6) -> AsyncIterator[asyncpg.Pool]:
-    name = f"test_notifications_{label}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        pool = await create_pool(f"{SERVER_URL}/{name}", SCHEMA, size=connections)
-        try:
-            await migrate(pool, SCHEMA, MIGRATIONS)
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with service_database(f"notifications_{label}", SCHEMA, MIGRATIONS, connections=connections) as pool:
+        yield pool
 
 
 async def emptied(pool: asyncpg.Pool) -> asyncpg.Pool:

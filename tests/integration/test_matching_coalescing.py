@@ -7,7 +7,6 @@ set in the database, so no test waits on the clock.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,8 +15,7 @@ import pytest
 
 from services.matching import app as matching_app
 from services.matching import store
-from services.runtime.database import create_pool, migrate
-from tests.integration.notifications_database import SERVER_URL
+from tests.integration.service_database import service_database
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +24,9 @@ QUIET_S, WINDOW_S = 0.2, 1.0
 
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[asyncpg.Pool]:
-    name = f"test_matching_coalescing_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        pool = await create_pool(f"{SERVER_URL}/{name}", "matching", size=2)
-        try:
-            await migrate(pool, "matching", Path(matching_app.__file__).parent / "migrations")
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    migrations = Path(matching_app.__file__).parent / "migrations"
+    async with service_database("matching_coalescing", "matching", migrations, connections=2) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -44,7 +44,8 @@ from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.service import ServiceContext
 from services.runtime.settings import ServiceSettings
 from tests.integration.in_process import until
-from tests.integration.notifications_database import SCHEMA, SERVER_URL, SOURCE, emptied, notifications_database
+from tests.integration.notifications_database import SCHEMA, SOURCE, emptied, notifications_database
+from tests.integration.service_database import SERVER_URL
 
 pytestmark = pytest.mark.integration
 
