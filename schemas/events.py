@@ -17,7 +17,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:\-]+$")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
+#: free text: no NUL character, which PostgreSQL cannot store in text or jsonb (found by the API fuzz test)
+Label = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True, pattern=r"^[^\x00]+$")]
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 
 HostType = Literal["sponsor_group", "municipality", "employer", "education_institution"]

@@ -6,11 +6,12 @@ import re
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from schemas import export
 from schemas.catalog import EVENT_TYPES, TOPIC_OF
 from schemas.compatibility import breaking_changes
+from schemas.events import HostProfile
 from schemas.topics import PARTITIONS
 
 
@@ -77,3 +78,14 @@ def test_a_removed_event_type_is_reported(tmp_path, monkeypatch) -> None:
     (tmp_path / "centre.gone.v1.json").write_text('{"type": "object"}')
     monkeypatch.setattr(export, "JSON_DIR", tmp_path)
     assert any("centre.gone.v1: event type removed" in problem for problem in export.check())
+
+
+def test_free_text_with_a_nul_character_is_rejected_as_bad_input() -> None:
+    """PostgreSQL stores no NUL in text or jsonb: the API fuzz test sent a host whose place was "\\x00"
+    and got a server error. Free text (``Label``) refuses it at the contract, so the caller gets a 422."""
+    host = {"host_type": "sponsor_group", "capacity": {"people": 4, "beds": 4}}
+    with pytest.raises(ValidationError) as rejected:
+        HostProfile.model_validate({**host, "place": "North\x00field"})
+    assert [(e["loc"], e["type"]) for e in rejected.value.errors()] == [(("place",), "string_pattern_mismatch")]
+    assert HostProfile.model_validate({**host, "place": " Northfield "}).place == "Northfield"
+
