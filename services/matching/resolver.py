@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
@@ -33,7 +33,7 @@ from services.matching.model import (
     compatible,
     inputs_part_digests,
 )
-from services.matching.pool import snapshot_from_rows
+from services.matching.pool import arrival_seq, snapshot_from_rows
 from services.matching.solver import SolveResult, solve
 from services.runtime.outbox import record_event
 from services.runtime.service import ServiceContext
@@ -67,8 +67,11 @@ class MatchingSettings(ServiceSettings):
     # "welfare" (default), "stable" (fewest blocking pairs after protection) or "dynamic" (plans for
     # expected arrivals); see services/matching/solver.py
     matching_mechanism: Mechanism = "welfare"
-    # dynamic mode: cases still expected in the period, sampled scenarios, recent arrivals sampled from
+    # dynamic mode: cases still expected in the period, sampled scenarios, recent arrivals sampled from.
+    # With a planning horizon (hours), each pool instead expects as many arrivals over the next horizon as
+    # it had over the last one (expected_arrivals_at), so a busy pool keeps more back than a quiet one.
     matching_expected_arrivals: int = 0
+    matching_planning_horizon_h: float = 0.0
     matching_scenarios: int = 16
     matching_arrival_history: int = 200
     # Between whole-pool solves a pool is re-solved around its changes (services/matching/neighbourhood.py):
@@ -112,7 +115,8 @@ async def resolve_dirty_pools(context: ServiceContext) -> None:
             pool_id = row["pool_id"]
             scope = scope_of_solve(solved[pool_id], settings.matching_full_solve_every)
             scoped = dataclasses.replace(params, scope=scope)
-            if await resolve_pool(context, pool_id, scoped) is not None:
+            if await resolve_pool(context.pool, context.source, pool_id, scoped,
+                                  planning_horizon=timedelta(hours=settings.matching_planning_horizon_h)) is not None:
                 solved[pool_id] += 1
 
 
@@ -122,9 +126,21 @@ def scope_of_solve(solves_so_far: int, full_solve_every: int) -> Scope:
     return "pool" if solves_so_far % max(full_solve_every, 1) == 0 else "changes"
 
 
-async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverParams) -> SolveResult | None:
+def expected_arrivals_at(snapshot: PoolSnapshot, now: datetime, horizon: timedelta) -> int:
+    """The cases a pool can expect over the next ``horizon``: as many as arrived in it over the last one
+    (cases still in the pool, by the time of the event that brought each to matching)."""
+    since = arrival_seq(now - horizon)
+    return sum(case.arrived_seq > since for case in snapshot.cases)
+
+
+async def resolve_pool(database: asyncpg.Pool, source: str, pool_id: str, params: SolverParams, *,
+                       planning_horizon: timedelta = timedelta(0)) -> SolveResult | None:
+    """Solve one dirty pool and apply the result, its events recorded in the outbox as ``source``. In
+    dynamic mode with a ``planning_horizon``, the pool's expected arrivals are estimated from its own pace
+    (``expected_arrivals_at``); the run records the estimate with its other parameters, so a replay plans
+    for the same number."""
     started_at = datetime.now(UTC)
-    async with context.pool.acquire() as connection:
+    async with database.acquire() as connection:
         # One snapshot: the pool, the date its consents are judged against, and how far each input partition
         # had been applied (the watermark). The run records the last two so that an auditor can rebuild it.
         async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -135,12 +151,15 @@ async def resolve_pool(context: ServiceContext, pool_id: str, params: SolverPara
         if marked_at is None:
             return None
         snapshot, pending_ids = snapshot_from_rows(pool_id, rows)
+        if params.mechanism == "dynamic" and planning_horizon > timedelta(0):
+            params = dataclasses.replace(params, expected_arrivals=expected_arrivals_at(snapshot, started_at,
+                                                                                         planning_horizon))
         result = await asyncio.to_thread(solve, snapshot, params)
         replay = {"watermark": watermark, "as_of": as_of.isoformat(),
                   "digests": inputs_part_digests(snapshot, params), "wall_limit_hit": result.wall_limit_hit}
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"apply:{pool_id}")
-            made, withdrawn = await apply(connection, context.source, snapshot, pending_ids, result, params,
+            made, withdrawn = await apply(connection, source, snapshot, pending_ids, result, params,
                                           started_at, replay=replay)
             await store.clear_dirty(connection, pool_id, marked_at)
     log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
