@@ -145,6 +145,7 @@ from services.matching.model import (
     ties,
 )
 from services.matching.neighbourhood import kept_proposals
+from services.matching.offers import best_offers
 from services.matching.scores import (
     DEMAND_DIMENSIONS,
     SCORE_SCALE,
@@ -819,24 +820,41 @@ class _Run:
                     self.offer_gain.append(int(self.study_bonus[i]))
             self.position_offers.append(mine)
         self.first_offer_var = first_var
+        self.offer_slots = self._offer_slots()
 
-    def _greedy_offers(self, x: IntArray) -> IntArray:
-        """Offers taken greedily (in position order) where ``x`` places a unit: a hint and a fallback."""
+    def _offer_slots(self) -> tuple[IntArray, IntArray, IntArray]:
+        """Each offer's group (its person's jobs, or their study place: one of each at most) and slot (its
+        host's jobs in its occupation, or the host's study places), and what is left in each slot."""
+        groups: dict[tuple[int, bool], int] = {}
+        slots: dict[tuple[int, str | None], int] = {}
+        group = np.zeros(len(self.offers), dtype=np.int64)
+        slot = np.zeros(len(self.offers), dtype=np.int64)
+        for q, (i, j, o) in enumerate(self.offers):
+            group[q] = groups.setdefault((i, o is None), len(groups))
+            slot[q] = slots.setdefault((j, o), len(slots))
+        left = [int(self.study_left[j]) if o is None else self.jobs_left[j][o] for j, o in slots]
+        return group, slot, np.asarray(left, dtype=np.int64)
+
+    def _best_offers(self, x: IntArray) -> IntArray:
+        """The best offers where ``x`` places a unit (offers.py): the hint's, and the fallback's."""
+        on = np.array([q for local in np.flatnonzero(x).tolist() for q in self.position_offers[local]],
+                      dtype=np.int64)
         taken = np.zeros(len(self.offers), dtype=np.int64)
-        jobs_left = [dict(d) for d in self.jobs_left]
-        study_left = self.study_left.tolist()
-        for local in np.flatnonzero(x).tolist():
-            has_job: set[int] = set()
-            for q in self.position_offers[local]:
-                i, j, o = self.offers[q]
-                if o is None and study_left[j] > 0:
-                    study_left[j] -= 1
-                    taken[q] = 1
-                elif o is not None and i not in has_job and jobs_left[j].get(o, 0) > 0:
-                    jobs_left[j][o] -= 1
-                    has_job.add(i)
-                    taken[q] = 1
+        if len(on):
+            group, slot, left = self.offer_slots
+            taken[on] = best_offers(group[on], slot[on], np.asarray(self.offer_gain, dtype=np.int64)[on], left)
         return taken
+
+    def _offer_potential(self) -> IntArray:
+        """Per welfare position: the most its offers could add (each member's best job and study place
+        there), as if no one else at the host wanted them."""
+        group, _, _ = self.offer_slots
+        best = np.zeros(int(group.max(initial=-1)) + 1, dtype=np.int64)
+        np.maximum.at(best, group, np.asarray(self.offer_gain, dtype=np.int64))
+        potential = np.zeros(len(self.position_offers), dtype=np.int64)
+        for local, mine in enumerate(self.position_offers):
+            potential[local] = best[np.unique(group[mine])].sum() if mine else 0
+        return potential
 
     def welfare(self, budget: float | None = None, phase: str = "welfare", relative_gap: float | None = None,
                 bonus: IntArray | None = None) -> tuple[float, float, str]:
@@ -880,15 +898,24 @@ class _Run:
             indicators, constant, definitions = self._add_blocking(model, placed_units, positions)
             model.linear(indicators, [1] * len(indicators), 0, max(self.blocking_found - constant, 0))
         x_hint = (self.choice[self.x_unit[positions]] == positions).astype(np.int64)
-        offers_hint = self._greedy_offers(x_hint)
+        offers_hint = self._best_offers(x_hint)
         if self.blocking_found is None:
-            # exchanges within classes first (see exchange.py); they ignore jobs and study places,
-            # so the hint with its offers must come out better to be kept
-            exchanged = better_hosts(self.choice, self._candidates(), gain)
-            x_new = (exchanged[self.x_unit[positions]] == positions).astype(np.int64)
-            offers_new = self._greedy_offers(x_new)
-            if gains @ np.concatenate([x_new, offers_new]) > gains @ np.concatenate([x_hint, offers_hint]):
-                self.choice, x_hint, offers_hint = exchanged, x_new, offers_new
+            # exchanges within classes first (see exchange.py), once on the positions' own gains and, with
+            # offers, once more with each position's offers counted in full (so households move to the
+            # jobs and study places they can take, though the flow may send more of them than there are
+            # places); each result, with its best offers, is kept only if it comes out better. Why this
+            # and not an exact flow through each host's jobs left: measured in docs/matching.md
+            exchange_gains = [gain]
+            if self.offers:
+                with_offers = gain.copy()
+                with_offers[positions] += self._offer_potential()
+                exchange_gains.append(with_offers)
+            for exchange_gain in exchange_gains:
+                exchanged = better_hosts(self.choice, self._candidates(), exchange_gain)
+                x_new = (exchanged[self.x_unit[positions]] == positions).astype(np.int64)
+                offers_new = self._best_offers(x_new)
+                if gains @ np.concatenate([x_new, offers_new]) > gains @ np.concatenate([x_hint, offers_hint]):
+                    self.choice, x_hint, offers_hint = exchanged, x_new, offers_new
         full_hint = np.zeros(model.n, dtype=np.int64)
         full_hint[: len(positions) + len(offers_hint)] = np.concatenate([x_hint, offers_hint])
         if self.blocking_found is not None:
@@ -910,7 +937,7 @@ class _Run:
             on = np.flatnonzero(x)
             self.choice[self.x_unit[positions[on]]] = positions[on]
             return solved.objective / SCORE_SCALE, solved.bound / SCORE_SCALE, solved.status
-        # no welfare solution within the budget: keep the protection solution, greedy offers; bound
+        # no welfare solution within the budget: keep the protection solution, its best offers; bound
         # without search: every placed unit at its best candidate, taking every offer there
         self.offer_taken = offers_hint
         potential = gain[positions].copy()
