@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecordedV2
@@ -71,7 +72,7 @@ class MatchingSettings(ServiceSettings):
     # With a planning horizon (hours), each pool instead expects as many arrivals over the next horizon as
     # it had over the last one (expected_arrivals_at), so a busy pool keeps more back than a quiet one.
     matching_expected_arrivals: int = 0
-    matching_planning_horizon_h: float = 0.0
+    matching_planning_horizon_h: float = Field(default=0.0, ge=0.0, le=24 * 366)  # up to a year
     matching_scenarios: int = 16
     matching_arrival_history: int = 200
     # Between whole-pool solves a pool is re-solved around its changes (services/matching/neighbourhood.py):

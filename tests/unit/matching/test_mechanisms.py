@@ -207,6 +207,30 @@ def test_a_plan_too_big_for_its_budget_is_planned_again_with_fewer_scenarios(
     assert unplanned.assignments == solve(accessible_pool(), WELFARE).assignments
 
 
+def test_a_plan_too_big_for_its_budget_is_not_handed_to_glop(monkeypatch: pytest.MonkeyPatch) -> None:
+    planned_scenarios: list[int] = []
+
+    def plan(present: Present, future: Future, *args: Any, **kwargs: Any) -> Plan | None:
+        planned_scenarios.append(args[2])
+        return relaxed_plan(present, future, *args, **kwargs)
+
+    monkeypatch.setattr(solver, "relaxed_plan", plan)
+    monkeypatch.setattr(solver, "PLAN_SIZE_PER_UNIT", 0)  # every plan is too big but the one-scenario plan
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=1, scenarios=8)
+    planned = solve(accessible_pool(), params)
+    assert planned_scenarios == [1]
+    assert [(p.name, p.status) for p in planned.phases if p.name.startswith("dynamic:relaxed_plan")] == [
+        ("dynamic:relaxed_plan:8_scenarios", "TOO_BIG_FOR_BUDGET"),
+        ("dynamic:relaxed_plan:4_scenarios", "TOO_BIG_FOR_BUDGET"),
+        ("dynamic:relaxed_plan:2_scenarios", "TOO_BIG_FOR_BUDGET"), ("dynamic:relaxed_plan:1_scenarios", "OPTIMAL")]
+    assert "dynamic: the relaxed plan was solved with 1 of 8 scenarios" in planned.warnings
+
+    monkeypatch.setattr(solver, "PLAN_SIZE_PER_UNIT", 10**9)
+    planned_scenarios.clear()
+    solve(accessible_pool(), params)
+    assert planned_scenarios == [8]
+
+
 def test_dynamic_mode_is_deterministic_and_recorded() -> None:
     snapshot = accessible_pool()
     params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=2, scenarios=3, seed=7)
