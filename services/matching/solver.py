@@ -1316,11 +1316,14 @@ class _Run:
 
         return offers(present), offers(future), np.asarray(left, dtype=np.int64)
 
-    def _relaxed_plan(self, positions: IntArray, owner: IntArray, scenarios: int, budget: float) -> Plan | None:
+    def _relaxed_plan(self, positions: IntArray, owner: IntArray, scenarios: int, budget: float,
+                      candidates: tuple[list[IntArray], list[IntArray], IntArray, IntArray]) -> Plan | None:
         """The relaxed plan for the present ``positions`` (owned by units ``owner``) and the phantoms of
-        the first ``scenarios`` scenarios, recorded as a phase."""
+        the first ``scenarios`` scenarios (the first of the phantoms' ``candidates``), recorded as a phase."""
         began = time.perf_counter()
-        hosts_of, gains_of, job, study = self._future_candidates()
+        kept = len(self.future)
+        hosts_of, gains_of, job, study = (candidates[0][:kept], candidates[1][:kept], candidates[2][:kept],
+                                          candidates[3][:kept])
         f_case = np.repeat(np.arange(len(self.future)), [len(h) for h in hosts_of]).astype(np.int64)
         f_host = np.concatenate([*hosts_of, np.zeros(0, dtype=np.int64)]).astype(np.int64)
         present_offers, future_offers, slots_left = self._plan_offers(positions, f_case, f_host, job, study)
@@ -1359,7 +1362,8 @@ class _Run:
         # deterministic time is not counted as CP-SAT's, so the rounding gets the same again
         budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
         scenarios = self.params.scenarios
-        while (plan := self._relaxed_plan(positions, owner, scenarios, budget)) is None and scenarios > 1:
+        candidates = self._future_candidates()  # scored once: a retry plans for a prefix of the phantoms
+        while (plan := self._relaxed_plan(positions, owner, scenarios, budget, candidates)) is None and scenarios > 1:
             scenarios //= 2
             # phantoms were drawn scenario by scenario, so the first scenarios are a prefix
             kept = sum(1 for s in self.future_scenario if s < scenarios)
