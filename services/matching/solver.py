@@ -831,9 +831,9 @@ class _Run:
         self.first_offer_var = first_var
         self.offer_slots = self._offer_slots()
 
-    def _offer_slots(self) -> tuple[IntArray, IntArray, IntArray]:
-        """Each offer's group (its person's jobs, or their study place: one of each at most) and slot (its
-        host's jobs in its occupation, or the host's study places), and what is left in each slot."""
+    def _offer_slots(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Each offer's group (its person's jobs, or their study place: one of each at most), slot (its
+        host's jobs in its occupation, or the host's study places) and gain; and what is left in each slot."""
         groups: dict[tuple[int, bool], int] = {}
         slots: dict[tuple[int, str | None], int] = {}
         group = np.zeros(len(self.offers), dtype=np.int64)
@@ -841,8 +841,12 @@ class _Run:
         for q, (i, j, o) in enumerate(self.offers):
             group[q] = groups.setdefault((i, o is None), len(groups))
             slot[q] = slots.setdefault((j, o), len(slots))
-        left = [int(self.study_left[j]) if o is None else self.jobs_left[j][o] for j, o in slots]
-        return group, slot, np.asarray(left, dtype=np.int64)
+        left = np.asarray([self._slot_left(j, o) for j, o in slots], dtype=np.int64)
+        return group, slot, np.asarray(self.offer_gain, dtype=np.int64), left
+
+    def _slot_left(self, host: int, occupation: str | None) -> int:
+        """Jobs in ``occupation`` (study places for None) that ``host`` has left."""
+        return int(self.study_left[host]) if occupation is None else self.jobs_left[host][occupation]
 
     def _best_offers(self, x: IntArray) -> IntArray:
         """The best offers where ``x`` places a unit (offers.py): the hint's, and the fallback's."""
@@ -850,20 +854,22 @@ class _Run:
                       dtype=np.int64)
         taken = np.zeros(len(self.offers), dtype=np.int64)
         if len(on):
-            group, slot, left = self.offer_slots
-            taken[on] = best_offers(group[on], slot[on], np.asarray(self.offer_gain, dtype=np.int64)[on], left)
+            group, slot, gain, left = self.offer_slots
+            taken[on] = best_offers(group[on], slot[on], gain[on], left)
         return taken
 
     def _offer_potential(self) -> IntArray:
         """Per welfare position: the most its offers could add (each member's best job and study place
         there), as if no one else at the host wanted them."""
-        group, _, _ = self.offer_slots
-        best = np.zeros(int(group.max(initial=-1)) + 1, dtype=np.int64)
-        np.maximum.at(best, group, np.asarray(self.offer_gain, dtype=np.int64))
-        potential = np.zeros(len(self.position_offers), dtype=np.int64)
-        for local, mine in enumerate(self.position_offers):
-            potential[local] = best[np.unique(group[mine])].sum() if mine else 0
-        return potential
+        group, _, gain, _ = self.offer_slots
+        n_groups, n_positions = int(group.max(initial=-1)) + 1, len(self.position_offers)
+        best = np.zeros(n_groups, dtype=np.int64)
+        np.maximum.at(best, group, gain)
+        # offers were made position by position, so their positions come in order
+        position = np.repeat(np.arange(n_positions), [len(mine) for mine in self.position_offers])
+        pairs = np.unique(position * n_groups + group)  # each member's group once per position
+        return np.bincount(pairs // max(n_groups, 1), weights=best[pairs % max(n_groups, 1)],
+                           minlength=n_positions).astype(np.int64)
 
     def welfare(self, budget: float | None = None, phase: str = "welfare", relative_gap: float | None = None,
                 bonus: IntArray | None = None) -> tuple[float, float, str]:
@@ -1309,7 +1315,7 @@ class _Run:
                         add(future, q, k, j, occupation, int(job[k]))
             if phantom.wants_study and self.study_left[j] > 0 and study[k] > 0:
                 add(future, q, k, j, None, int(study[k]))
-        left = [int(self.study_left[j]) if o is None else self.jobs_left[j][o] for j, o in slot_of]
+        left = [self._slot_left(j, o) for j, o in slot_of]
 
         def offers(columns: list[list[int]]) -> Offers:
             return Offers(*(np.asarray(column, dtype=np.int64) for column in columns))
