@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import numpy as np
 
-from benchmarks.matching_pools import first_come_first_served, synthetic_pool, with_capacity
+from benchmarks.matching_pools import first_come_first_served, synthetic_pool, with_capacity, with_host_wishes
 from services.matching.model import (
     PoolSnapshot,
     SolverParams,
@@ -425,12 +425,6 @@ def table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
-
-
-def with_host_wishes(pool: PoolSnapshot) -> PoolSnapshot:
-    """The same pool where every host states a wish: households speaking its first language (sorted)."""
-    return dataclasses.replace(pool, hosts=tuple(dataclasses.replace(h, preferred_languages=frozenset(
-        {sorted(h.languages)[0]})) if h.languages else h for h in pool.hosts))
 
 
 def stability_rows(sizes: list[tuple[int, int]]) -> list[Row]:

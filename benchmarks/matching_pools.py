@@ -96,3 +96,9 @@ def with_capacity(snapshot: PoolSnapshot, host_id: str, **changes: int) -> PoolS
 
 
 __all__ = ["Capacity", "first_come_first_served", "live_pool", "synthetic_pool", "with_capacity"]
+
+
+def with_host_wishes(pool: PoolSnapshot) -> PoolSnapshot:
+    """The same pool where every host states a wish: households speaking its first language (sorted)."""
+    return dataclasses.replace(pool, hosts=tuple(dataclasses.replace(h, preferred_languages=frozenset(
+        {sorted(h.languages)[0]})) if h.languages else h for h in pool.hosts))

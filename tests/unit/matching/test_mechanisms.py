@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from benchmarks.matching_pools import synthetic_pool, with_host_wishes
 from services.matching import solver
 from services.matching.future import Future, Plan, Present, relaxed_plan
 from services.matching.model import Capacity, PoolSnapshot, SolverParams, inputs_digest
@@ -105,6 +106,22 @@ def test_stable_mode_says_when_no_stable_matching_exists() -> None:
     assert result.stability.startswith("no stable matching keeps the protection levels")
     assert result.stability in result.warnings
     assert protected(result) == protected(solve(snapshot, WELFARE))
+
+
+def test_stable_mode_ends_with_no_more_blocking_pairs_than_the_exchanges_leave() -> None:
+    """With too little budget for the stability phase to improve on the protection solution, the
+    stable mode keeps that solution exchanged within classes (where the welfare mode starts), which
+    has fewer blocking pairs, with the same protection levels and every hard constraint."""
+    snapshot = with_host_wishes(synthetic_pool(300, 30, seed=1))
+    stable = solve(snapshot, SolverParams(time_limit_s=0.1, mechanism="stable"))
+    welfare = solve(snapshot, SolverParams(time_limit_s=0.1))
+    replaced = next(p for p in stable.phases if p.name == "stable:exchanged")
+    assert replaced.status == "PREFERRED"
+    assert stable.blocking_pairs == replaced.objective == blocking_pairs(snapshot, stable.assignments)
+    assert stable.blocking_pairs <= welfare.blocking_pairs
+    assert protected(stable) == protected(welfare)
+    check_hard_constraints(snapshot, stable)
+    assert stable.stability.startswith(f"{stable.blocking_pairs} blocking pairs")
 
 
 # --------------------------------------------------------------------------------------------------
