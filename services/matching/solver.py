@@ -79,9 +79,10 @@ Mechanisms (``SolverParams.mechanism``)
   matching keeps the protection levels) and lowers them on hundreds. On pools of thousands of cases
   the stability phase may end at its budget without improving on the protection solution; the
   result then says the minimum is not proven. Last, the protection solution exchanged within
-  classes towards welfare (where the welfare mode starts) replaces the stability path's result when
-  it comes first in this order (``prefer_exchanged``), so the stable mode never ends with more
-  blocking pairs than those exchanges leave. Candidates are pruned as in step 1,
+  classes towards welfare (where the welfare mode starts), or that exchanged again towards what
+  hosts want, replaces the stability path's result when it comes first in this order
+  (``prefer_exchanged``), so the stable mode never ends with more blocking pairs than those
+  exchanges leave. Candidates are pruned as in step 1,
   so claims hold over the candidate hosts (the result says so when pruning removed any).
 * **dynamic** (Annie MOORE style: Ahani, Gölz, Procaccia, Teytelboym, Trapp): cases arrive over a
   period whose capacity is set, so a place taken now by a case that did not need it is missing for
@@ -970,38 +971,61 @@ class _Run:
         np.maximum.at(unit_best, self.x_unit[positions], potential)
         return int(unit_best[placed_units].sum())
 
+    def _exchange_candidates(self) -> None:
+        """Stable mode, before the stability phase: the protection solution exchanged within classes
+        towards welfare (where the welfare mode starts), and that exchanged again towards what hosts
+        want (``host_preference`` first, welfare second), for ``prefer_exchanged``. Why the second:
+        most blocking pairs on big pools are a host wanting an unplaced case more than one it holds
+        (12,628 of 13,293 on 2,000 x 200 with host wishes), and moving the cases hosts want to those
+        hosts leaves fewer (11,916)."""
+        candidates = self._candidates()
+        towards_welfare = better_hosts(self.choice, candidates, self.x_gain)
+        wish = np.array([min(host_preference(self.cases[i], self.hosts[j]) for i in self.units[u].members)
+                         for u, j in zip(self.x_unit.tolist(), self.x_host.tolist(), strict=True)])
+        wish_first = np.rint(wish * SCORE_SCALE).astype(np.int64) * (10 * int(np.abs(self.x_gain).max(initial=0)) + 1)
+        self.exchanged = {"welfare": towards_welfare,
+                          "host_wishes": better_hosts(towards_welfare, candidates, wish_first + self.x_gain)}
+
     def prefer_exchanged(self, objective: float, bound: float, status: str) -> tuple[float, float, str]:
-        """Stable mode, last: the protection solution exchanged within classes towards welfare (where
-        the welfare mode starts) replaces the stability path's result when it comes first in the
-        stable mode's own order: fewer blocking pairs, then more arrival seniority, then more
-        welfare. It keeps its best offers and the bound without search for its placed set. Why: on
-        2,000 x 200 the stability phase improves nothing within its budget, and the stable mode
-        ended with 19,558 blocking pairs where the exchanges leave 13,293; without host wishes, with
-        no pair blocking either way, its welfare was 2145.6 against the welfare mode's 2414.7.
-        Offering the exchanged solution to the stability phase instead (as its hint or as one more
-        candidate) cost 300 x 30 16-21 pairs through the phases that follow (docs/matching.md)."""
+        """Stable mode, last: an exchanged protection solution (``_exchange_candidates``) replaces the
+        stability path's result when it comes first in the stable mode's own order: fewer blocking
+        pairs, then more arrival seniority, then more welfare. It keeps its best offers and the bound
+        without search for its placed set. Why: on 2,000 x 200 the stability phase improves nothing
+        within its budget, and the stable mode ended with 19,558 blocking pairs where the welfare
+        mode's exchanges leave 13,293; without host wishes, with no pair blocking either way, its
+        welfare was 2145.6 against the welfare mode's 2414.7. Offering the exchanged solution to the
+        stability phase instead (as its hint or as one more candidate) cost 300 x 30 16-21 pairs
+        through the phases that follow (docs/matching.md)."""
         began = time.perf_counter()
-        exchanged, path = self.exchanged, self.choice
-        count = blocking_pairs(self.snapshot, self._assignments(exchanged))
-        found = blocking_pairs(self.snapshot, self._assignments(path))
-        seniority = int(self.unit_seniority[exchanged >= 0].sum()), int(self.unit_seniority[path >= 0].sum())
-        better = (count, -seniority[0]) < (found, -seniority[1])
-        if (count, seniority[0]) == (found, seniority[1]):
-            kept = (self.offers, self.offer_gain, self.position_offers, self.first_offer_var, self.offer_slots,
-                    self.offer_taken, self.welfare_positions)
-            value, ceiling = self._welfare_of(exchanged)
-            better = value > objective
-            if not better:
-                (self.offers, self.offer_gain, self.position_offers, self.first_offer_var, self.offer_slots,
-                 self.offer_taken, self.welfare_positions) = kept
-        elif better:
-            value, ceiling = self._welfare_of(exchanged)
-        # objective: the exchanged solution's blocking pairs (the result has the stability path's when kept)
-        self.phases.append(PhaseRecord("stable:exchanged", "PREFERRED" if better else "NOT_PREFERRED", count, None,
-                                       0.0, time.perf_counter() - began))
-        if not better:
+        kept = (self.offers, self.offer_gain, self.position_offers, self.first_offer_var, self.offer_slots,
+                self.offer_taken, self.welfare_positions)
+
+        def rank(choice: IntArray) -> tuple[int, int]:
+            return (blocking_pairs(self.snapshot, self._assignments(choice)),
+                    -int(self.unit_seniority[choice >= 0].sum()))
+
+        best: tuple[str, tuple[int, int], float, float] | None = None
+        best_rank, best_value = rank(self.choice), objective
+        ranks = {}
+        for name, choice in self.exchanged.items():
+            ranks[name] = rank(choice)
+            if ranks[name] > best_rank:
+                continue
+            value, ceiling = self._welfare_of(choice)
+            if ranks[name] < best_rank or value > best_value:
+                best, best_rank, best_value = (name, ranks[name], value, ceiling), ranks[name], value
+        for name, (count, _) in ranks.items():
+            # objective: the candidate's blocking pairs (the result has the stability path's when kept)
+            preferred = best is not None and best[0] == name
+            self.phases.append(PhaseRecord(f"stable:exchanged:{name}", "PREFERRED" if preferred else "NOT_PREFERRED",
+                                           count, None, 0.0, time.perf_counter() - began))
+        if best is None:
+            (self.offers, self.offer_gain, self.position_offers, self.first_offer_var, self.offer_slots,
+             self.offer_taken, self.welfare_positions) = kept
             return objective, bound, status
-        self.choice, self.blocking_found = exchanged, count
+        name, (count, _), value, ceiling = best
+        self.choice, self.blocking_found = self.exchanged[name], count
+        self._welfare_of(self.choice)  # its offers become the run's
         return value, ceiling, "FEASIBLE"
 
     def _welfare_of(self, choice: IntArray) -> tuple[float, float]:
@@ -1242,7 +1266,7 @@ class _Run:
         that keep every protection level, then maximise arrival seniority among those, so that the
         welfare phase starts from the placed set found here."""
         levels, floors = self.protection
-        self.exchanged = better_hosts(self.choice, self._candidates(), self.x_gain)
+        self._exchange_candidates()
         self._swap_wanted_in()
         units = np.flatnonzero(np.array([len(u.hosts) > 0 for u in self.units], dtype=bool))
         model, positions, local_unit = self._assignment_model(units, exactly=False)

@@ -110,15 +110,20 @@ def test_stable_mode_says_when_no_stable_matching_exists() -> None:
 
 def test_stable_mode_ends_with_no_more_blocking_pairs_than_the_exchanges_leave() -> None:
     """With too little budget for the stability phase to improve on the protection solution, the
-    stable mode keeps that solution exchanged within classes (where the welfare mode starts), which
-    has fewer blocking pairs, with the same protection levels and every hard constraint."""
+    stable mode keeps the exchanged solution with the fewest blocking pairs: here the one exchanged
+    towards what hosts want, which has fewer than the welfare mode's (whose exchanges are the other
+    candidate), with the same protection levels and every hard constraint."""
     snapshot = with_host_wishes(synthetic_pool(300, 30, seed=1))
     stable = solve(snapshot, SolverParams(time_limit_s=0.1, mechanism="stable"))
     welfare = solve(snapshot, SolverParams(time_limit_s=0.1))
-    replaced = next(p for p in stable.phases if p.name == "stable:exchanged")
-    assert replaced.status == "PREFERRED"
-    assert stable.blocking_pairs == replaced.objective == blocking_pairs(snapshot, stable.assignments)
-    assert stable.blocking_pairs <= welfare.blocking_pairs
+    exchanged = {p.name: p for p in stable.phases if p.name.startswith("stable:exchanged:")}
+    assert set(exchanged) == {"stable:exchanged:welfare", "stable:exchanged:host_wishes"}
+    assert [p.status for p in exchanged.values()].count("PREFERRED") == 1
+    assert exchanged["stable:exchanged:host_wishes"].status == "PREFERRED"
+    assert stable.blocking_pairs == exchanged["stable:exchanged:host_wishes"].objective
+    assert stable.blocking_pairs == blocking_pairs(snapshot, stable.assignments)
+    assert stable.blocking_pairs < exchanged["stable:exchanged:welfare"].objective
+    assert stable.blocking_pairs < welfare.blocking_pairs
     assert protected(stable) == protected(welfare)
     check_hard_constraints(snapshot, stable)
     assert stable.stability.startswith(f"{stable.blocking_pairs} blocking pairs")
