@@ -80,10 +80,12 @@ class Future:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The relaxed plan: each present position's share (0..1) and the future cases placed per scenario."""
+    """The relaxed plan: each present position's share (0..1), the future cases placed per scenario,
+    and its objective (with no future cases, a bound on the welfare phase's: see ``welfare_bound``)."""
 
     present: FloatArray
     future_placed: float
+    objective: float
 
 
 def relaxed_plan(present: Present, future: Future, remaining: IntArray, slots_left: IntArray, scenarios: int,
@@ -153,7 +155,18 @@ def relaxed_plan(present: Present, future: Future, remaining: IntArray, slots_le
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return None
     return Plan(present=np.array([v.solution_value() for v in x], dtype=np.float64),
-                future_placed=sum(v.solution_value() for v in y) / scenarios)
+                future_placed=sum(v.solution_value() for v in y) / scenarios, objective=objective.Value())
+
+
+def welfare_bound(present: Present, remaining: IntArray, slots_left: IntArray, *, deterministic_s: float,
+                  wall_s: float | None) -> float | None:
+    """The welfare phase's linear relaxation (the plan without future cases), solved by GLOP: a bound
+    on the welfare of any placement of the present units; None when not solved within the budget."""
+    empty = np.zeros(0, dtype=np.int64)
+    no_future = Future(empty, empty, empty, empty, np.zeros((0, remaining.shape[1]), dtype=np.int64), empty,
+                       Offers.none())
+    plan = relaxed_plan(present, no_future, remaining, slots_left, 1, deterministic_s=deterministic_s, wall_s=wall_s)
+    return None if plan is None else plan.objective
 
 
 def _sum_rows(solver: pywraplp.Solver, variables: list[pywraplp.Variable], owner: IntArray,

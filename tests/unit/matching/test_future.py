@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.matching.future import Future, Offers, Present, relaxed_plan
+from services.matching.future import Future, Offers, Present, relaxed_plan, welfare_bound
 
 ONE_PERSON = [1, 1, 0, 0]
 #: two hosts with room for everyone, one job each (slot 0 at host 0, slot 1 at host 1)
@@ -69,3 +69,13 @@ def test_no_future_leaves_the_present_case_at_its_best_host() -> None:
     none = Future(case=NO_SLOTS, scenario=NO_SLOTS, count=NO_SLOTS, host=NO_SLOTS,
                   demand=np.zeros((0, 4), dtype=np.int64), gain=NO_SLOTS, offers=Offers.none())
     assert plan(present([10, 8]), none, SCARCE, scenarios=1) == ([1.0, 0.0], 0.0)
+
+
+def test_the_welfare_bound_counts_a_job_once_however_many_want_it() -> None:
+    """Two households of one person, both at host 0 (room for two), each gaining 4 there and 3 more
+    from its one job, but the host has one job left: the bound is 4 + 4 + 3 = 11, where counting
+    every household's offers in full would give 14."""
+    both = Present(unit=np.array([0, 1]), host=np.array([0, 0]), demand=np.array([ONE_PERSON, ONE_PERSON]),
+                   gain=np.array([4, 4]), offers=offers([0, 1], [0, 0], [3, 3]))
+    bound = welfare_bound(both, np.array([[2, 2, 0, 0]]), np.array([1]), deterministic_s=1.0, wall_s=None)
+    assert bound is not None and round(bound, 6) == 11.0
