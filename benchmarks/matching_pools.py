@@ -95,10 +95,10 @@ def with_capacity(snapshot: PoolSnapshot, host_id: str, **changes: int) -> PoolS
     return dataclasses.replace(snapshot, hosts=hosts)
 
 
-__all__ = ["Capacity", "first_come_first_served", "live_pool", "synthetic_pool", "with_capacity"]
-
-
 def with_host_wishes(pool: PoolSnapshot) -> PoolSnapshot:
     """The same pool where every host states a wish: households speaking its first language (sorted)."""
     return dataclasses.replace(pool, hosts=tuple(dataclasses.replace(h, preferred_languages=frozenset(
         {sorted(h.languages)[0]})) if h.languages else h for h in pool.hosts))
+
+
+__all__ = ["Capacity", "first_come_first_served", "live_pool", "synthetic_pool", "with_capacity", "with_host_wishes"]

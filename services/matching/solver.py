@@ -932,8 +932,9 @@ class _Run:
                 with_offers = gain.copy()
                 with_offers[positions] += self._offer_potential()
                 exchange_gains.append(with_offers)
+            candidates = self._candidates()
             for exchange_gain in exchange_gains:
-                exchanged = better_hosts(self.choice, self._candidates(), exchange_gain)
+                exchanged = better_hosts(self.choice, candidates, exchange_gain)
                 x_new = (exchanged[self.x_unit[positions]] == positions).astype(np.int64)
                 offers_new = self._best_offers(x_new)
                 if gains @ np.concatenate([x_new, offers_new]) > gains @ np.concatenate([x_hint, offers_hint]):
@@ -978,10 +979,10 @@ class _Run:
         above their gap, to keep re-solves around the changes short; and not above that size, where
         GLOP did not finish either (labour 1,000 x 325: not solved in 3.6 s)."""
         began = time.perf_counter()
-        present_offers, _, slots_left = self._plan_offers(*(np.zeros(0, dtype=np.int64),) * 4)
-        present = Present(unit=self.x_unit[positions], host=self.x_host[positions],
-                          demand=self.unit_demand[self.x_unit[positions]], gain=gain[positions], offers=present_offers)
-        value = welfare_bound(present, self.remaining, slots_left, deterministic_s=budget, wall_s=self._wall_left())
+        no_phantoms = np.zeros(0, dtype=np.int64)
+        present_offers, _, slots_left = self._plan_offers(no_phantoms, no_phantoms, no_phantoms, no_phantoms)
+        value = welfare_bound(self._present(positions, gain, present_offers), self.remaining, slots_left,
+                              deterministic_s=budget, wall_s=self._wall_left())
         if value is None:
             self.phases.append(PhaseRecord("welfare:lp_bound", "NOT_SOLVED", None, None, 0.0,
                                            time.perf_counter() - began))
@@ -1036,29 +1037,26 @@ class _Run:
             return (blocking_pairs(self.snapshot, self._assignments(choice)),
                     -int(self.unit_seniority[choice >= 0].sum()))
 
-        best: tuple[str, tuple[int, int], float, float] | None = None
-        best_rank, best_value = rank(self.choice), objective
-        ranks = {}
-        for name, choice in self.exchanged.items():
-            ranks[name] = rank(choice)
-            if ranks[name] > best_rank:
-                continue
-            value, ceiling = self._welfare_of(choice)
-            if ranks[name] < best_rank or value > best_value:
-                best, best_rank, best_value = (name, ranks[name], value, ceiling), ranks[name], value
+        ranks = {name: rank(choice) for name, choice in self.exchanged.items()}
+        best: tuple[tuple[int, int], float] = (rank(self.choice), -objective)  # lower is better
+        preferred, preferred_bound = None, bound
+        for name, key in ranks.items():
+            if key <= best[0]:  # only then can welfare decide
+                value, ceiling = self._welfare_of(self.exchanged[name])
+                if (key, -value) < best:
+                    best, preferred, preferred_bound = (key, -value), name, ceiling
         for name, (count, _) in ranks.items():
             # objective: the candidate's blocking pairs (the result has the stability path's when kept)
-            preferred = best is not None and best[0] == name
-            self.phases.append(PhaseRecord(f"stable:exchanged:{name}", "PREFERRED" if preferred else "NOT_PREFERRED",
-                                           count, None, 0.0, time.perf_counter() - began))
-        if best is None:
+            self.phases.append(PhaseRecord(f"stable:exchanged:{name}",
+                                           "PREFERRED" if name == preferred else "NOT_PREFERRED", count, None, 0.0,
+                                           time.perf_counter() - began))
+        if preferred is None:
             (self.offers, self.offer_gain, self.position_offers, self.first_offer_var, self.offer_slots,
              self.offer_taken, self.welfare_positions) = kept
             return objective, bound, status
-        name, (count, _), value, ceiling = best
-        self.choice, self.blocking_found = self.exchanged[name], count
+        self.choice, self.blocking_found = self.exchanged[preferred], best[0][0]
         self._welfare_of(self.choice)  # its offers become the run's
-        return value, ceiling, "FEASIBLE"
+        return -best[1], preferred_bound, "FEASIBLE"
 
     def _welfare_of(self, choice: IntArray) -> tuple[float, float]:
         """The welfare of ``choice`` with its best offers (which become the run's offers), and the
@@ -1432,9 +1430,15 @@ class _Run:
 
         return offers(present), offers(future), np.asarray(left, dtype=np.int64)
 
-    def _relaxed_plan(self, positions: IntArray, owner: IntArray, scenarios: int, budget: float,
+    def _present(self, positions: IntArray, gain: IntArray, offers: Offers) -> Present:
+        """The placed units' candidate ``positions`` as future.py takes them, with ``offers`` there."""
+        units = self.x_unit[positions]
+        return Present(unit=units, host=self.x_host[positions], demand=self.unit_demand[units],
+                       gain=gain[positions], offers=offers)
+
+    def _relaxed_plan(self, positions: IntArray, scenarios: int, budget: float,
                       candidates: tuple[list[IntArray], list[IntArray], IntArray, IntArray]) -> Plan | None:
-        """The relaxed plan for the present ``positions`` (owned by units ``owner``) and the phantoms of
+        """The relaxed plan for the present ``positions`` and the phantoms of
         the first ``scenarios`` scenarios (the first of the phantoms' ``candidates``), recorded as a phase."""
         began = time.perf_counter()
         kept = len(self.future)
@@ -1450,8 +1454,7 @@ class _Run:
             demand=np.array([demand_of(self.future[k]) for k in f_case.tolist()],
                             dtype=np.int64).reshape(len(f_case), len(DEMAND_DIMENSIONS)),
             gain=np.concatenate([*gains_of, np.zeros(0, dtype=np.int64)]).astype(np.int64), offers=future_offers)
-        present = Present(unit=owner, host=self.x_host[positions], demand=self.unit_demand[self.x_unit[positions]],
-                          gain=self.x_gain[positions], offers=present_offers)
+        present = self._present(positions, self.x_gain, present_offers)
         offers = len(present.offers.gain) + len(future.offers.gain)
         size = len(present.host) + len(future.host) + PLAN_OFFER_WEIGHT * offers
         too_big = scenarios > 1 and size > PLAN_SIZE_PER_UNIT * budget
@@ -1474,13 +1477,13 @@ class _Run:
         mode places the cases only when not even one scenario is solved.
         Returns the proposals' own welfare, and a bound as far above it as the rounding phase's."""
         placed_units = np.flatnonzero(self.choice >= 0)
-        positions, owner = positions_of(self.start, placed_units)
+        positions = self._positions(placed_units)
         # the plan may use what is left of the budget, as the welfare phase would; GLOP's
         # deterministic time is not counted as CP-SAT's, so the rounding gets the same again
         budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
         scenarios = self.params.scenarios
         candidates = self._future_candidates()  # scored once: a retry plans for a prefix of the phantoms
-        while (plan := self._relaxed_plan(positions, owner, scenarios, budget, candidates)) is None and scenarios > 1:
+        while (plan := self._relaxed_plan(positions, scenarios, budget, candidates)) is None and scenarios > 1:
             scenarios //= 2
             # phantoms were drawn scenario by scenario, so the first scenarios are a prefix
             kept = sum(1 for s in self.future_scenario if s < scenarios)
