@@ -5,7 +5,9 @@ little is missing for a later case that fits it well. Annie MOORE's dynamic allo
 Procaccia, Teytelboym, Trapp) plans for sampled future arrivals: a two-stage sample average in which
 the present cases' placements are shared by every scenario, and each scenario's future cases compete,
 with their own copy of the capacity, for what the present cases leave. The objective is the present
-cases' welfare plus the mean over scenarios of the future cases' welfare.
+cases' welfare plus the mean over scenarios of the future cases' welfare. A present case that
+protection does not require to be placed may be held back: the plan leaves it unplaced when the
+expected arrivals gain more from its place than it does (it waits for a later run).
 
 This module solves that plan's linear relaxation with GLOP and returns the present cases' share of
 each candidate position. Why the relaxation and not the integer plan: CP-SAT left the integer plan
@@ -54,13 +56,15 @@ class Offers:
 class Present:
     """The present cases' candidate positions: owning unit, host, demand row and gain of each, and
     their offers. Every unit is placed at exactly one of its positions (protection decided who is
-    placed)."""
+    placed), but those in ``may_hold_back``, which the plan may leave unplaced for the arrivals
+    still expected."""
 
     unit: IntArray
     host: IntArray
     demand: IntArray
     gain: IntArray
     offers: Offers
+    may_hold_back: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,7 @@ def relaxed_plan(present: Present, future: Future, remaining: IntArray, slots_le
         solver.SetTimeLimit(max(int(wall_s * 1000), 10))
     x = [solver.NumVar(0.0, 1.0, "") for _ in range(len(present.host))]
     y = [solver.NumVar(0.0, float(n), "") for n in future.count.tolist()]
-    _sum_rows(solver, x, present.unit, lambda _: (1.0, 1.0))
+    _sum_rows(solver, x, present.unit, lambda unit: (0.0 if unit in present.may_hold_back else 1.0, 1.0))
     count_of = dict(zip(future.case.tolist(), future.count.tolist(), strict=True))
     _sum_rows(solver, y, future.case, lambda case: (0.0, float(count_of[case])))
     n_hosts, n_dimensions = remaining.shape

@@ -165,6 +165,7 @@ async def resolve_pool(database: asyncpg.Pool, source: str, pool_id: str, params
             await store.clear_dirty(connection, pool_id, marked_at)
     log.info("pool solved", pool_id=pool_id, cases=len(snapshot.cases), hosts=len(snapshot.hosts),
              status=result.status, proposals=made, withdrawals=withdrawn, blocking_pairs=result.blocking_pairs,
+             held_back=len(result.held_back),
              duration_s=round(result.duration_s, 3))
     return result
 

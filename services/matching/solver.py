@@ -94,8 +94,11 @@ Mechanisms (``SolverParams.mechanism``)
   ``arrival_history`` latest arrivals, each standing for an equal share of the expected arrivals.
   Real placements are shared by all scenarios; each scenario's phantoms compete for what the real
   cases leave. Its linear relaxation is solved exactly (GLOP), and the welfare phase then places the
-  real cases as the plan does, welfare breaking its ties and rounding its fractions. Only real cases
-  are proposed; the objective is their welfare.
+  real cases as the plan does, welfare breaking its ties and rounding its fractions. A case with no
+  emergency, urgent or vulnerable member and no pending proposal may be held back: when the plan
+  gives its place to expected arrivals that gain more from it, it stays unplaced in this run
+  (``SolveResult.held_back``) and is planned again in the next. Only real cases are proposed; the
+  objective is their welfare.
 
 Every result reports its blocking pairs (``SolveResult.blocking_pairs``) and a sentence on
 stability (``SolveResult.stability``), in every mode.
@@ -281,6 +284,8 @@ class SolveResult:
     stability: str = ""
     #: dynamic mode: the mean number of phantom future cases the plan placed per scenario
     future_placed: float | None = None
+    #: dynamic mode: cases protection placed that the plan left unplaced for the arrivals still expected
+    held_back: tuple[str, ...] = ()
     #: a phase stopped on the wall clock rather than its deterministic budget: a re-run may differ
     wall_limit_hit: bool = False
 
@@ -301,7 +306,7 @@ class SolveResult:
             ],
             "warnings": list(self.warnings), "mechanism": self.mechanism,
             "blocking_pairs": self.blocking_pairs, "blocking_pairs_bound": self.blocking_pairs_bound,
-            "stability": self.stability, "future_placed": self.future_placed,
+            "stability": self.stability, "future_placed": self.future_placed, "held_back": list(self.held_back),
             "wall_limit_hit": self.wall_limit_hit,
         }
 
@@ -398,6 +403,8 @@ class _Run:
         #: stable mode: the fewest blocking pairs found, its proven lower bound, and whether it is proven
         self.blocking_found: int | None = None
         self.blocking_lower: int | None = None
+        #: dynamic mode: the units the plan held back
+        self.held_back = np.zeros(0, dtype=np.int64)
 
     # -- capacity left after the fixed matches ----------------------------------------------------
 
@@ -1436,10 +1443,21 @@ class _Run:
         return Present(unit=units, host=self.x_host[positions], demand=self.unit_demand[units],
                        gain=gain[positions], offers=offers)
 
-    def _relaxed_plan(self, positions: IntArray, scenarios: int, budget: float,
+    def _may_hold_back(self, units: IntArray) -> frozenset[int]:
+        """Those of ``units`` whose placement no protection level asks for (no emergency, urgent or
+        vulnerable member) and that hold no pending proposal (a proposal under review is not withdrawn
+        for arrivals that may not come)."""
+        levels, _ = self.protection
+        protected = sum((level.weights for level in levels if level.name in ("emergency", "urgent", "vulnerable")),
+                        np.zeros(len(self.units), dtype=np.int64))
+        return frozenset(u for u in units.tolist()
+                         if not protected[u] and all(self.pending_host[i] < 0 for i in self.units[u].members))
+
+    def _relaxed_plan(self, positions: IntArray, may_hold_back: frozenset[int], scenarios: int, budget: float,
                       candidates: tuple[list[IntArray], list[IntArray], IntArray, IntArray]) -> Plan | None:
-        """The relaxed plan for the present ``positions`` and the phantoms of
-        the first ``scenarios`` scenarios (the first of the phantoms' ``candidates``), recorded as a phase."""
+        """The relaxed plan for the present ``positions`` (leaving ``may_hold_back`` units unplaced if
+        it gains) and the phantoms of the first ``scenarios`` scenarios (the first of the phantoms'
+        ``candidates``), recorded as a phase."""
         began = time.perf_counter()
         kept = len(self.future)
         hosts_of, gains_of, job, study = (candidates[0][:kept], candidates[1][:kept], candidates[2][:kept],
@@ -1454,7 +1472,8 @@ class _Run:
             demand=np.array([demand_of(self.future[k]) for k in f_case.tolist()],
                             dtype=np.int64).reshape(len(f_case), len(DEMAND_DIMENSIONS)),
             gain=np.concatenate([*gains_of, np.zeros(0, dtype=np.int64)]).astype(np.int64), offers=future_offers)
-        present = self._present(positions, self.x_gain, present_offers)
+        present = dataclasses.replace(self._present(positions, self.x_gain, present_offers),
+                                      may_hold_back=may_hold_back)
         offers = len(present.offers.gain) + len(future.offers.gain)
         size = len(present.host) + len(future.host) + PLAN_OFFER_WEIGHT * offers
         too_big = scenarios > 1 and size > PLAN_SIZE_PER_UNIT * budget
@@ -1471,6 +1490,8 @@ class _Run:
         """The placed cases where the relaxed two-stage plan puts them (see future.py), rounded by the
         welfare phase: each position's gain is raised by its share in the plan times more than any
         welfare difference, so the plan decides and welfare breaks its ties and rounds its fractions.
+        A unit the plan may hold back and places less than half is held back (measured on the dynamic
+        benchmark's labour pools, 95.3 % of hindsight without it; see docs/matching.md).
         A plan that GLOP does not solve within its budget is tried again with the first half of the
         scenarios (measured: 32 scenarios of a 400 x 100 pool were not solved in the first batches, and
         placing those as the welfare mode does cost 1.7 points of the share of hindsight); the welfare
@@ -1483,7 +1504,9 @@ class _Run:
         budget = max(self.det_budget - self.det_used, self.det_budget * (1.0 - PROTECTION_BUDGET_SHARE))
         scenarios = self.params.scenarios
         candidates = self._future_candidates()  # scored once: a retry plans for a prefix of the phantoms
-        while (plan := self._relaxed_plan(positions, scenarios, budget, candidates)) is None and scenarios > 1:
+        may_hold_back = self._may_hold_back(placed_units)
+        while (plan := self._relaxed_plan(positions, may_hold_back, scenarios, budget, candidates)) is None and (
+                scenarios > 1):
             scenarios //= 2
             # phantoms were drawn scenario by scenario, so the first scenarios are a prefix
             kept = sum(1 for s in self.future_scenario if s < scenarios)
@@ -1496,6 +1519,12 @@ class _Run:
             self.warnings.append(f"dynamic: the relaxed plan was solved with {scenarios} of "
                                  f"{self.params.scenarios} scenarios")
         self.future_placed = plan.future_placed
+        share = np.zeros(len(self.units))
+        np.add.at(share, self.x_unit[positions], plan.present)
+        self.held_back = placed_units[share[placed_units] < 0.5]
+        self.choice[self.held_back] = -1
+        self.phases.append(PhaseRecord("dynamic:held_back", "HELD", len(self.held_back), None, 0.0, 0.0))
+        placed_units = np.flatnonzero(self.choice >= 0)
         follow = np.zeros_like(self.x_gain)
         follow[positions] = np.rint(plan.present * (PLAN_WEIGHT * int(np.abs(self.x_gain).max(initial=0)) + 1))
         # no gap limit: the plan's weight inflates the objective, so a relative gap on it would leave
@@ -1563,6 +1592,8 @@ class _Run:
             blocking_pairs=blocking,
             blocking_pairs_bound=self.blocking_lower if self.params.mechanism == "stable" else None,
             stability=stability, future_placed=getattr(self, "future_placed", None),
+            held_back=tuple(sorted(self.cases[i].case_id for u in self.held_back.tolist()
+                                   for i in self.units[u].members)),
         )
 
     def _stability(self, blocking: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from services.matching.future import Future, Offers, Present, relaxed_plan, welfare_bound
@@ -69,6 +71,18 @@ def test_no_future_leaves_the_present_case_at_its_best_host() -> None:
     none = Future(case=NO_SLOTS, scenario=NO_SLOTS, count=NO_SLOTS, host=NO_SLOTS,
                   demand=np.zeros((0, 4), dtype=np.int64), gain=NO_SLOTS, offers=Offers.none())
     assert plan(present([10, 8]), none, SCARCE, scenarios=1) == ([1.0, 0.0], 0.0)
+
+
+def test_a_case_that_may_be_held_back_leaves_its_place_to_an_expected_arrival_that_gains_more() -> None:
+    """One place, at host 0, the only candidate of the present case (gain 5) and of the arrival."""
+    now = Present(unit=np.array([0]), host=np.array([0]), demand=np.array([ONE_PERSON]), gain=np.array([5]),
+                  offers=Offers.none(), may_hold_back=frozenset({0}))
+    assert plan(now, future_at_host_0(8, 0, ONE_PERSON), SCARCE, scenarios=1) == ([0.0], 1.0)
+    # seen in one scenario of two, the arrival is worth 4 < 5
+    assert plan(now, future_at_host_0(8, 1, ONE_PERSON), SCARCE, scenarios=2) == ([1.0], 0.0)
+    # a case that protection places is never held back
+    required = dataclasses.replace(now, may_hold_back=frozenset())
+    assert plan(required, future_at_host_0(8, 0, ONE_PERSON), SCARCE, scenarios=1) == ([1.0], 0.0)
 
 
 def test_the_welfare_bound_counts_a_job_once_however_many_want_it() -> None:

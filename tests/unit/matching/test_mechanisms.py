@@ -1,6 +1,7 @@
 """The stable and dynamic mechanisms: blocking pairs counted right, the fewest of them found (checked
 against enumeration), no stable matching reported as such, protection levels the same in every mode,
-and the dynamic plan keeping a scarce place for the arrivals that need it."""
+and the dynamic plan keeping a scarce place for the arrivals that need it, or holding a case back for
+them."""
 
 from __future__ import annotations
 
@@ -157,7 +158,11 @@ def test_stable_and_dynamic_modes_respect_every_hard_constraint(snapshot: PoolSn
     for params in (STABLE, DYNAMIC):
         result = solve(snapshot, params)
         check_hard_constraints(snapshot, result)
-        assert protected(result) == protected(welfare)
+        # the dynamic mode may hold back cases that no protection level asks to place
+        held = [c for c in snapshot.cases if c.case_id in result.held_back]
+        assert not any(c.urgency != "normal" or c.vulnerable or c.case_id in snapshot.pending for c in held)
+        assert not set(result.held_back) & set(result.assignments)
+        assert protected(result) == {**protected(welfare), "total": protected(welfare)["total"] - len(held)}
         assert not any(c.startswith("~future") for c in result.assignments)
         assert result.blocking_pairs == blocking_pairs(snapshot, result.assignments)
     stable = solve(snapshot, STABLE)
@@ -200,6 +205,32 @@ def test_the_dynamic_plan_keeps_a_scarce_accessible_unit_for_the_arrival_that_ne
     assert protected(planned) == protected(first)
     then = dataclasses.replace(snapshot, cases=(*snapshot.cases, later), fixed={**snapshot.fixed, "e": "b"})
     assert solve(then, WELFARE).assignments["n"] == "a"
+
+
+def held_back_pool(**e_fields: Any) -> PoolSnapshot:
+    """Nine earlier arrivals ranked p1 first (placed, fixed, at a full host); now e arrives, whose only
+    host with room is the one place at p1, which e did not rank."""
+    earlier = [case(f"f{k}", preferred_places=("p1",), arrived_seq=k) for k in range(9)]
+    full = host("x", place="p3", capacity=Capacity(people=9, beds=9))
+    e = case("e", preferred_places=("p2",), arrived_seq=9, **e_fields)
+    return pool([*earlier, e], [full, host("a", place="p1")], fixed={f.case_id: "x" for f in earlier})
+
+
+def test_the_dynamic_mode_holds_back_a_case_whose_place_expected_arrivals_gain_more_from() -> None:
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=1, scenarios=4)
+    assert solve(held_back_pool(), WELFARE).assignments["e"] == "a"
+    planned = solve(held_back_pool(), params)
+    assert planned.held_back == ("e",) and "e" in planned.unplaced and not planned.new_proposals
+    assert [(p.name, p.objective) for p in planned.phases if p.name == "dynamic:held_back"] == [
+        ("dynamic:held_back", 1)]
+    assert planned.to_dict()["held_back"] == ["e"]
+    # protection's cases are never held back, nor a proposal under review
+    for kept in (held_back_pool(urgency="urgent"), held_back_pool(vulnerable=True),
+                 dataclasses.replace(held_back_pool(), pending={"e": "a"})):
+        result = solve(kept, params)
+        assert result.assignments["e"] == "a" and result.held_back == ()
+    # with no arrivals expected, e is placed
+    assert solve(held_back_pool(), dataclasses.replace(params, expected_arrivals=0)).assignments["e"] == "a"
 
 
 def test_a_plan_too_big_for_its_budget_is_planned_again_with_fewer_scenarios(
