@@ -99,7 +99,11 @@ class ArrayModel:
     def solve(self, *, deterministic_s: float, wall_s: float | None, seed: int, workers: int,
               relative_gap: float, linearization_level: int | None = None) -> Solved:
         """Solve with a deterministic budget (replayable) and an optional wall-clock stop;
-        ``linearization_level`` overrides CP-SAT's (1) where given."""
+        ``linearization_level`` overrides CP-SAT's (1) where given. Past the stop (``wall_s`` <= 0)
+        no search starts: measured on 20,000 x 2,000, CP-SAT took 0.9-1.6 s to load each model that it
+        then stopped at once."""
+        if wall_s is not None and wall_s <= 0:
+            return Solved("UNKNOWN", None, None, None, 0.0, 0.0, True)
         solver = cp_model.CpSolver()
         p = solver.parameters
         p.num_workers = workers

@@ -451,6 +451,17 @@ def test_a_run_cut_off_by_the_wall_clock_says_so_and_one_within_its_budget_does_
     assert not solve(snapshot, FAST).wall_limit_hit
 
 
+def test_no_search_starts_once_the_wall_stop_has_passed() -> None:
+    """The run keeps its start (greedy placements, exchanges) and says it was cut off."""
+    snapshot = pool([case(f"c{i:03d}", people=1 + i % 3, beds=1 + i % 3, arrived_seq=i) for i in range(120)],
+                    [host(f"h{j:02d}", people=4 + j % 5, place=f"p{j % 3}") for j in range(12)])
+    late = solve(snapshot, SolverParams(time_limit_s=50.0, wall_time_limit_s=1e-9))
+    searches = [p for p in late.phases if p.status not in ("ATTAINED", "KEPT")]
+    assert searches and all(p.status == "UNKNOWN" and p.wall_time_s == 0.0 for p in searches)
+    assert late.wall_limit_hit and late.assignments
+    check_hard_constraints(snapshot, late)
+
+
 def test_the_solver_version_names_the_engine_code_and_changes_with_it(tmp_path: Path) -> None:
     """An auditor whose replay differs must be able to tell whether the engine changed since the run."""
     from services.matching.solver import engine_fingerprint
