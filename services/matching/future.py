@@ -96,7 +96,11 @@ def relaxed_plan(present: Present, future: Future, remaining: IntArray, slots_le
                  *, deterministic_s: float, wall_s: float | None) -> Plan | None:
     """The linear relaxation of the two-stage plan over ``remaining`` capacity (hosts x dimensions)
     and ``slots_left`` jobs and study places; None when GLOP does not prove an optimum within its
-    deterministic budget or the wall-clock stop (the caller then solves as the welfare mode does)."""
+    deterministic budget or the wall-clock stop (the caller then solves as the welfare mode does).
+    Past the stop (``wall_s`` <= 0) the LP is not built: as with CP-SAT (cpsat_model), building a plan
+    of tens of thousands of variables only for GLOP to stop at once is time the run no longer has."""
+    if wall_s is not None and wall_s <= 0:
+        return None
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:  # pragma: no cover - GLOP ships with every OR-Tools wheel
         raise RuntimeError("OR-Tools GLOP is not available")

@@ -93,3 +93,5 @@ def test_the_welfare_bound_counts_a_job_once_however_many_want_it() -> None:
                    gain=np.array([4, 4]), offers=offers([0, 1], [0, 0], [3, 3]))
     bound = welfare_bound(both, np.array([[2, 2, 0, 0]]), np.array([1]), deterministic_s=1.0, wall_s=None)
     assert bound is not None and round(bound, 6) == 11.0
+    # past the wall stop no LP is solved
+    assert welfare_bound(both, np.array([[2, 2, 0, 0]]), np.array([1]), deterministic_s=1.0, wall_s=0.0) is None
