@@ -504,6 +504,11 @@ class _Run:
             self.study_bonus[i] = round(SCORE_SCALE * w.prospects * (STUDY_SHARE * 1.0 / denominator))
         self._index_candidates()
 
+    def disruption_offset(self) -> int:
+        """The disruption cost of every pending proposal, which the welfare objective subtracts whatever
+        the solution (a position at its pending host earns it back in its gain)."""
+        return self.disruption * int((self.pending_host >= 0).sum())
+
     def _fits(self, demand: IntArray) -> BoolArray:
         """Hosts (columns) with room left for each demand row after the fixed matches."""
         return (demand[:, None, :] <= self.remaining[None, :, :]).all(axis=2)
@@ -918,8 +923,7 @@ class _Run:
         for j, lits in by_study.items():
             if len(lits) > self.study_left[j]:
                 model.linear(lits, [1] * len(lits), 0, int(self.study_left[j]))
-        n_pending = int((self.pending_host >= 0).sum())
-        offset = self.disruption * n_pending
+        offset = self.disruption_offset()
         gains = np.concatenate([gain[positions], np.asarray(self.offer_gain, dtype=np.int64)])
         model.maximize(range(len(gains)), gains.tolist(), -offset)
         if self.blocking_found is not None:
@@ -1074,7 +1078,7 @@ class _Run:
         self.welfare_positions = positions
         x = (choice[self.x_unit[positions]] == positions).astype(np.int64)
         self.offer_taken = self._best_offers(x)
-        offset = self.disruption * int((self.pending_host >= 0).sum())
+        offset = self.disruption_offset()
         value = int(self.x_gain[positions] @ x) + int(np.asarray(self.offer_gain, dtype=np.int64) @ self.offer_taken)
         ceiling = self._ceiling(placed_units, positions, self.x_gain)
         return (value - offset) / SCORE_SCALE, (ceiling - offset) / SCORE_SCALE
@@ -1757,7 +1761,7 @@ def solve(snapshot: PoolSnapshot, params: SolverParams | None = None) -> SolveRe
         if params.mechanism == "stable":
             objective, bound, status = run.prefer_exchanged(objective, bound, status)
     else:
-        objective = bound = -run.disruption * int((run.pending_host >= 0).sum()) / SCORE_SCALE
+        objective = bound = -run.disruption_offset() / SCORE_SCALE
         status = "OPTIMAL"
     return run.result(objective, bound, status, digest)
 
