@@ -40,6 +40,11 @@ How a run works
    are solved with no gap, and if the budget ends before one is proven, the best value found is
    fixed (the run reports FEASIBLE, and the phase records hold each level's bound). The first hint
    is the better of two greedy passes in protection order (arrival; smallest household first).
+   After a search that leaves a level unproven, its unplaced units try to take a candidate host by
+   moving the households placed there to another of their hosts (``relocation.py``, phase
+   ``protect:<level>:make_room``); a level that reaches its bound so is proven. A level of more than
+   ``PROTECTION_SEARCH_MAX_POSITIONS`` candidate positions gets only those moves (``NOT_SEARCHED``:
+   on the biggest pools CP-SAT found nothing more there and took the welfare phase's time).
    So *who* gets a place is decided by protection and arrival order only, never by fit or prospects.
 4. **Welfare.** The set of units placed by the protection phase is fixed (each placed unit gets
    exactly one host, the others none) and the sum of integer-scaled pair scores (beneficiary
@@ -156,6 +161,7 @@ from services.matching.model import (
 )
 from services.matching.neighbourhood import kept_proposals
 from services.matching.offers import best_offers
+from services.matching.relocation import make_room
 from services.matching.scores import (
     DEMAND_DIMENSIONS,
     SCORE_SCALE,
@@ -200,6 +206,16 @@ PLAN_OFFER_WEIGHT: Final = 5
 #: 1-unit budget, a hint-free search of "placed, then arrival" found no solution in its 0.34 units and
 #: took 1.9 s, after which the welfare phase ran into the 4 s wall stop in every re-solve.
 MIN_RETRY_SHARE: Final = 1.0
+#: A protection level whose model has more candidate positions than this is not searched by CP-SAT:
+#: moving households to make room (relocation.py) is what raises it there. Measured on municipal pools
+#: (seed 1), each search ending at its hint's value: 2,000 x 200, "placed, then arrival" (77,484
+#: positions) with budgets of 1, 10 and 20 units; 20,000 x 2,000, the vulnerable level (75,960) in 5
+#: units and 13 s, where making room places all 3,955 vulnerable households in 0.1 s, and "placed, then
+#: arrival" (240,000) in 10 units and 36 s; 5,000 x 500 and 10,000 x 1,000, "placed, then arrival",
+#: 10 units and 13-23 s. Meanwhile the welfare phase of 20,000 x 2,000 got no time (gap 1.11 %;
+#: 0.95 % with the level not searched). Levels of labour pools of 400 x 130 (about 12,000), where the
+#: search does place more (see MIN_RETRY_SHARE), are searched.
+PROTECTION_SEARCH_MAX_POSITIONS: Final = 50_000
 #: Welfare models with offers (jobs, study places) of at most this many variables are solved with
 #: CP-SAT's linearization level 2, whose LP keeps the implications "offer -> its position". Measured on
 #: labour pools of 400 x 130 (seeds 1, 2; 17,842 and 19,085 variables): level 1 stayed at its hint, 877.0
@@ -217,8 +233,8 @@ PROTECTION_RULE: Final = (
     "earlier arrivals are maximised in this order before any welfare criterion is considered"
 )
 #: The modules whose code decides a run's proposals from its snapshot and parameters.
-ENGINE_MODULES: Final = ("cpsat_model", "exchange", "explanation", "future", "model", "neighbourhood", "scores",
-                         "solver")
+ENGINE_MODULES: Final = ("cpsat_model", "exchange", "explanation", "future", "model", "neighbourhood", "offers",
+                         "relocation", "scores", "solver")
 
 
 def engine_fingerprint(sources: Sequence[Path]) -> str:
@@ -778,6 +794,13 @@ class _Run:
                 floors.append(value)
                 continue
             units = level.units
+            if int((self.start[units + 1] - self.start[units]).sum()) > PROTECTION_SEARCH_MAX_POSITIONS:
+                value = self._relocate(level, value)
+                if value < level.bound:
+                    self.phases.append(PhaseRecord(name, "NOT_SEARCHED", value, level.bound, 0.0, 0.0))
+                    self.proven = False
+                floors.append(value)
+                continue
             model, positions, local_unit = self._assignment_model(units, exactly=False)
             for earlier, floor in zip(levels[:k], floors, strict=True):
                 coefficients = earlier.weights[units][local_unit]
@@ -791,35 +814,66 @@ class _Run:
             share = (budget - self.det_used) / (len(levels) - k)
             proven = self.proven
             solved = self._run_model(name, model, share, 0.0, 1)
-            if solved.status != "OPTIMAL" and self.params.scope == "pool" and share >= MIN_RETRY_SHARE:
+            adopted = self._adopt(level, solved, positions, local_unit, at_least=value)
+            value = value if adopted is None else adopted
+            if solved.status != "OPTIMAL":
+                value = self._relocate(level, value)
+                if value == level.bound:
+                    self.proven = proven
+            if value < level.bound and solved.status != "OPTIMAL" and self.params.scope == "pool" and (
+                    share >= MIN_RETRY_SHARE):
                 # the hint can hold the search: measured on 2,000 x 200 (seed 0), CP-SAT stayed at the
                 # hint's 391 vulnerable households for its whole share where 412 fit, and on a 400 x 130
                 # labour pool at 376 households placed where 399 fit; without the hint it found them
                 # within the same share. Later levels share what is left, as before. Re-solves around
                 # the changes do not search twice, to keep the path from an update to new proposals
-                # short; the periodic whole-pool solve searches again for them.
+                # short; the periodic whole-pool solve searches again for them. (Making room now
+                # places those 412 before this; the labour pool's households it does not.)
                 model.proto.clear_solution_hint()
                 again = self._run_model(f"{name}:without_hint", model, share, 0.0, 1)
-                if again.values is not None and again.objective is not None and (
-                        solved.objective is None or again.objective > solved.objective):
-                    solved = again
+                adopted = self._adopt(level, again, positions, local_unit, at_least=value + 1)
+                value = value if adopted is None else adopted
                 if again.status == "OPTIMAL":
                     self.proven = proven
-            if solved.values is not None and solved.objective is not None and round(solved.objective) >= value:
-                chosen = np.full(len(units), -1, dtype=np.int64)
-                on = np.flatnonzero(solved.values[: len(positions)])
-                chosen[local_unit[on]] = positions[on]
-                choice = np.full(len(self.units), -1, dtype=np.int64)
-                choice[units] = chosen
-                others = np.ones(len(self.units), dtype=bool)
-                others[units] = False
-                # the units left out keep their place where it still fits, in protection order
-                order = [u for u in self._priority(False) if others[u]]
-                choice[others] = self.choice[others]
-                self.choice = self._fill(choice, order)
-                value = round(solved.objective)
             # without a better solution (budget gone) the current solution's value is the floor
             floors.append(value)
+
+    def _adopt(self, level: _Level, solved: Solved, positions: IntArray, local_unit: IntArray, *,
+               at_least: int) -> int | None:
+        """Take a level's solution if its value is ``at_least`` that: its units where it puts them, the
+        units left out of its model where they still fit (in protection order). Returns its value, or
+        None when it was not taken."""
+        if solved.values is None or solved.objective is None or round(solved.objective) < at_least:
+            return None
+        units = level.units
+        on = np.flatnonzero(solved.values[: len(positions)])
+        choice = np.full(len(self.units), -1, dtype=np.int64)
+        choice[units[local_unit[on]]] = positions[on]
+        self._keep_others(choice, units)
+        return round(solved.objective)
+
+    def _relocate(self, level: _Level, value: int) -> int:
+        """Make room for the level's unplaced units by moving placed ones (relocation.py), recorded
+        as a phase when it places any. Returns the level's value now."""
+        began = time.perf_counter()
+        choice = make_room(self.choice, self._candidates(), level.weights, level.units)
+        relocated = self._values([level], choice)[0]
+        if relocated <= value:
+            return value
+        self._keep_others(choice, level.units)
+        self.phases.append(PhaseRecord(f"protect:{level.name}:make_room",
+                                       "ATTAINED" if relocated == level.bound else "IMPROVED", relocated,
+                                       level.bound, 0.0, time.perf_counter() - began))
+        return relocated
+
+    def _keep_others(self, choice: IntArray, units: IntArray) -> None:
+        """The new solution: ``choice`` for ``units``; every other unit keeps its place where it still
+        fits, else takes another, in protection order."""
+        others = np.ones(len(self.units), dtype=bool)
+        others[units] = False
+        choice = choice.copy()
+        choice[others] = self.choice[others]
+        self.choice = self._fill(choice, [u for u in self._priority(False) if others[u]])
 
     # -- phase 2: welfare ---------------------------------------------------------------------------
 
