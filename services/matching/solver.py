@@ -210,11 +210,11 @@ MIN_RETRY_SHARE: Final = 1.0
 #: moving households to make room (relocation.py) is what raises it there. Measured on municipal pools
 #: (seed 1), each search ending at its hint's value: 2,000 x 200, "placed, then arrival" (77,484
 #: positions) with budgets of 1, 10 and 20 units; 20,000 x 2,000, the vulnerable level (75,960) in 5
-#: units and 13 s, where making room places all 3,955 vulnerable households in 0.1 s, and "placed, then
-#: arrival" (240,000) in 10 units and 36 s; 5,000 x 500 and 10,000 x 1,000, "placed, then arrival",
-#: 10 units and 13-23 s. Meanwhile the welfare phase of 20,000 x 2,000 got no time (gap 1.11 %;
-#: 0.95 % with the level not searched). Levels of labour pools of 400 x 130 (about 12,000), where the
-#: search does place more (see MIN_RETRY_SHARE), are searched.
+#: units and 13-15 s, where making room places all 3,955 vulnerable households in 0.1 s, and "placed,
+#: then arrival" (240,000) in 10 units and 36 s; 5,000 x 500 and 10,000 x 1,000, "placed, then
+#: arrival", 10 units and 13-23 s. The welfare phase of 20,000 x 2,000, left with less time, ended at
+#: a gap of 1.11 % with the vulnerable level searched, 0.95 % without. Levels of labour pools of 400 x
+#: 130 (about 12,000), where the search does place more (see MIN_RETRY_SHARE), are searched.
 PROTECTION_SEARCH_MAX_POSITIONS: Final = 50_000
 #: Welfare models with offers (jobs, study places) of at most this many variables are solved with
 #: CP-SAT's linearization level 2, whose LP keeps the implications "offer -> its position". Measured on

@@ -3,9 +3,11 @@ candidate spread that keeps big pools from crowding onto the same few hosts."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from benchmarks.matching_pools import synthetic_pool
+from services.matching import solver
 from services.matching.model import Capacity, Case, Host, PoolSnapshot, SolverParams
 from services.matching.solver import solve
 from tests.unit.matching.pools import POOL, feasible_assignments, pools
@@ -68,6 +70,31 @@ def test_a_protection_level_the_search_leaves_short_is_completed_by_making_room(
     assert "protect:vulnerable:without_hint" not in vulnerable
     assert result.protected_placed["vulnerable"] == vulnerable["protect:vulnerable:make_room"].bound == 412
     check_hard_constraints(snapshot, result)
+
+
+def test_a_level_too_big_to_search_is_raised_by_making_room_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PROTECTION_SEARCH_MAX_POSITIONS (0 here) a level only makes room. The urgent household
+    goes first, to host a in the place it prefers, where the vulnerable household's medical need is
+    served; moving it to host b places both. With b too small for it nothing moves, and the run says
+    the level was not searched and is not proven."""
+    monkeypatch.setattr(solver, "PROTECTION_SEARCH_MAX_POSITIONS", 0)
+    urgent = Case(case_id="u", pool_id=POOL, people=2, beds=2, urgency="urgent", preferred_places=("a-town",))
+    vulnerable = Case(case_id="v", pool_id=POOL, people=2, beds=2, vulnerable=True,
+                      medical_needs=frozenset({"dialysis"}))
+    for room_at_b, status in ((2, "ATTAINED"), (1, "NOT_SEARCHED")):
+        hosts = (Host("a", POOL, "municipality", "a-town", Capacity(people=2, beds=2),
+                      medical_services=frozenset({"dialysis"})),
+                 Host("b", POOL, "municipality", "b-town", Capacity(people=room_at_b, beds=room_at_b)))
+        result = solve(PoolSnapshot(POOL, (urgent, vulnerable), hosts), EXACT)
+        phases = {p.name: p for p in result.phases}
+        assert "protect:vulnerable" not in phases or phases["protect:vulnerable"].status == "NOT_SEARCHED"
+        if status == "ATTAINED":
+            assert phases["protect:vulnerable:make_room"].status == "ATTAINED"
+            assert result.assignments == {"u": "b", "v": "a"}
+            assert result.status == "OPTIMAL"
+        else:
+            assert phases["protect:vulnerable"].status == "NOT_SEARCHED"
+            assert result.assignments == {"u": "a"} and result.status == "FEASIBLE"
 
 
 def test_the_number_placed_the_hint_holds_back_is_searched_again_without_it() -> None:
