@@ -687,6 +687,10 @@ class _Run:
             return None
         return self.params.wall_time_limit_s - (time.perf_counter() - self.started)
 
+    def _past_wall_stop(self) -> bool:
+        wall = self._wall_left()
+        return wall is not None and wall <= 0
+
     def _run_model(self, name: str, model: ArrayModel, budget: float, gap: float, scale: int,
                    linearization_level: int | None = None) -> Solved:
         solved = model.solve(deterministic_s=budget, wall_s=self._wall_left(), seed=self.params.seed,
@@ -1552,8 +1556,8 @@ class _Run:
         labour pools: 96.3 % of hindsight with it, 95.3 % without; see docs/matching.md).
         A plan that GLOP does not solve within its budget is tried again with the first half of the
         scenarios (measured: 32 scenarios of a 400 x 100 pool were not solved in the first batches, and
-        placing those as the welfare mode does cost 1.7 points of the share of hindsight); the welfare
-        mode places the cases only when not even one scenario is solved.
+        placing those as the welfare mode does cost 1.7 points of the share of hindsight), unless the
+        wall stop has passed; the welfare mode places the cases when no plan is solved.
         Returns the proposals' own welfare, and a bound as far above it as the rounding phase's."""
         placed_units = np.flatnonzero(self.choice >= 0)
         positions = self._positions(placed_units)
@@ -1564,7 +1568,7 @@ class _Run:
         candidates = self._future_candidates()  # scored once: a retry plans for a prefix of the phantoms
         may_hold_back = self._may_hold_back(placed_units)
         while (plan := self._relaxed_plan(positions, may_hold_back, scenarios, budget, candidates)) is None and (
-                scenarios > 1):
+                scenarios > 1) and not self._past_wall_stop():
             scenarios //= 2
             # phantoms were drawn scenario by scenario, so the first scenarios are a prefix
             kept = sum(1 for s in self.future_scenario if s < scenarios)

@@ -260,6 +260,17 @@ def test_a_plan_too_big_for_its_budget_is_planned_again_with_fewer_scenarios(
     assert unplanned.assignments == solve(accessible_pool(), WELFARE).assignments
 
 
+def test_no_smaller_plan_is_prepared_once_the_wall_stop_has_passed() -> None:
+    """Past the wall stop no plan is solved (future.relaxed_plan), so halving the scenarios again would
+    only prepare each smaller plan's arrays: one try, then the welfare mode's placements."""
+    params = SolverParams(time_limit_s=10.0, wall_time_limit_s=1e-9, mechanism="dynamic", expected_arrivals=1,
+                          scenarios=8)
+    late = solve(accessible_pool(), params)
+    assert [(p.name, p.status) for p in late.phases if p.name.startswith("dynamic:relaxed_plan")] == [
+        ("dynamic:relaxed_plan:8_scenarios", "NOT_SOLVED")]
+    assert "dynamic: the relaxed plan was not solved; placed as the welfare mode places" in late.warnings
+
+
 def test_a_plan_too_big_for_its_budget_is_not_handed_to_glop(monkeypatch: pytest.MonkeyPatch) -> None:
     planned_scenarios: list[int] = []
 
