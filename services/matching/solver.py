@@ -835,6 +835,7 @@ class _Run:
                 # places those 412 before this; the labour pool's households it does not.)
                 model.proto.clear_solution_hint()
                 again = self._run_model(f"{name}:without_hint", model, share, 0.0, 1)
+                # only a better solution replaces what the first search and the moves reached
                 adopted = self._adopt(level, again, positions, local_unit, at_least=value + 1)
                 value = value if adopted is None else adopted
                 if again.status == "OPTIMAL":

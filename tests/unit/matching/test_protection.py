@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from benchmarks.matching_pools import synthetic_pool
 from services.matching import solver
 from services.matching.model import Capacity, Case, Host, PoolSnapshot, SolverParams
-from services.matching.solver import solve
+from services.matching.solver import PhaseRecord, SolveResult, solve
 from tests.unit.matching.pools import POOL, feasible_assignments, pools
 from tests.unit.matching.test_solver import check_hard_constraints
 
@@ -81,20 +81,22 @@ def test_a_level_too_big_to_search_is_raised_by_making_room_alone(monkeypatch: p
     urgent = Case(case_id="u", pool_id=POOL, people=2, beds=2, urgency="urgent", preferred_places=("a-town",))
     vulnerable = Case(case_id="v", pool_id=POOL, people=2, beds=2, vulnerable=True,
                       medical_needs=frozenset({"dialysis"}))
-    for room_at_b, status in ((2, "ATTAINED"), (1, "NOT_SEARCHED")):
+    def solved(room_at_b: int) -> tuple[SolveResult, dict[str, PhaseRecord]]:
         hosts = (Host("a", POOL, "municipality", "a-town", Capacity(people=2, beds=2),
                       medical_services=frozenset({"dialysis"})),
                  Host("b", POOL, "municipality", "b-town", Capacity(people=room_at_b, beds=room_at_b)))
         result = solve(PoolSnapshot(POOL, (urgent, vulnerable), hosts), EXACT)
-        phases = {p.name: p for p in result.phases}
-        assert "protect:vulnerable" not in phases or phases["protect:vulnerable"].status == "NOT_SEARCHED"
-        if status == "ATTAINED":
-            assert phases["protect:vulnerable:make_room"].status == "ATTAINED"
-            assert result.assignments == {"u": "b", "v": "a"}
-            assert result.status == "OPTIMAL"
-        else:
-            assert phases["protect:vulnerable"].status == "NOT_SEARCHED"
-            assert result.assignments == {"u": "a"} and result.status == "FEASIBLE"
+        return result, {p.name: p for p in result.phases}
+
+    moved, phases = solved(room_at_b=2)
+    assert phases["protect:vulnerable:make_room"].status == "ATTAINED"
+    assert "protect:vulnerable" not in phases  # reached its bound: neither searched nor marked unsearched
+    assert moved.assignments == {"u": "b", "v": "a"} and moved.status == "OPTIMAL"
+
+    stuck, phases = solved(room_at_b=1)
+    assert "protect:vulnerable:make_room" not in phases
+    assert phases["protect:vulnerable"].status == "NOT_SEARCHED"
+    assert stuck.assignments == {"u": "a"} and stuck.status == "FEASIBLE"
 
 
 def test_the_number_placed_the_hint_holds_back_is_searched_again_without_it() -> None:
