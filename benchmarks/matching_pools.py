@@ -7,6 +7,10 @@ service does with stored profiles. Seeds are fixed, so every run of the benchmar
 A *live* pool is a pool in the middle of a surge: some cases were approved or placed (fixed: they
 only use capacity), some hold a pending proposal, the rest wait. :func:`live_pool` makes one by
 placing the cases first-come-first-served and then fixing or leaving pending a share of them.
+
+A pool *in a later period* (:func:`with_previous_period`) holds, besides this period's cases, those of
+its previous period, placed then: the service keeps placed cases in a pool, so they are part of the
+arrival history the dynamic mode samples its futures from.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
@@ -95,10 +100,36 @@ def with_capacity(snapshot: PoolSnapshot, host_id: str, **changes: int) -> PoolS
     return dataclasses.replace(snapshot, hosts=hosts)
 
 
+def previous_period(n_cases: int, seed: int, program: str = "municipal") -> tuple[Case, ...]:
+    """The cases of a pool's previous period: ``n_cases`` from the same generator with another seed
+    (so the same mix, and none of this period's cases), arrived before any of this period's."""
+    earlier = synthetic_pool(n_cases, 0, seed=seed + 1000, program=program).cases
+    return tuple(dataclasses.replace(c, case_id=f"earlier-{c.case_id}", arrived_seq=c.arrived_seq - n_cases)
+                 for c in earlier)
+
+
+def with_previous_period(snapshot: PoolSnapshot, previous: tuple[Case, ...]) -> PoolSnapshot:
+    """The same pool in a later period: ``previous`` were placed in the previous period, so they are
+    fixed. They are fixed at a host of their own that they fill exactly, so that this period's hosts
+    keep this period's capacity (as the capacity updates that open a period would set it)."""
+    def total(demand: Callable[[Case], int]) -> int:
+        return sum(demand(c) for c in previous)
+
+    keeper = Host(host_id="earlier-placements", pool_id=snapshot.pool_id, host_type="municipality",
+                  place="previous-period",
+                  capacity=Capacity(people=total(lambda c: c.people), beds=total(lambda c: c.beds),
+                                    accessible_units=total(lambda c: int(c.needs_accessible)),
+                                    school_places=total(lambda c: c.school_places)),
+                  medical_services=frozenset().union(*(c.medical_needs for c in previous)), language_support=True)
+    return dataclasses.replace(snapshot, cases=previous + snapshot.cases, hosts=(*snapshot.hosts, keeper),
+                               fixed={**snapshot.fixed, **{c.case_id: keeper.host_id for c in previous}})
+
+
 def with_host_wishes(pool: PoolSnapshot) -> PoolSnapshot:
     """The same pool where every host states a wish: households speaking its first language (sorted)."""
     return dataclasses.replace(pool, hosts=tuple(dataclasses.replace(h, preferred_languages=frozenset(
         {sorted(h.languages)[0]})) if h.languages else h for h in pool.hosts))
 
 
-__all__ = ["Capacity", "first_come_first_served", "live_pool", "synthetic_pool", "with_capacity", "with_host_wishes"]
+__all__ = ["Capacity", "first_come_first_served", "live_pool", "previous_period", "synthetic_pool", "with_capacity",
+           "with_host_wishes", "with_previous_period"]
