@@ -321,9 +321,10 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
         methods[f"dynamic mode, a later period, each batch, solver seed {solver_seed}"] = (
             lambda s, _, left, k=solver_seed: in_a_later_period(s, left, k))
     rows: list[Row] = [("method", "realised welfare", "share of hindsight", "placed", "emergency+urgent placed",
-                        "jobs taken", "seconds")]
+                        "vulnerable placed", "jobs taken", "seconds")]
     rows.append(("hindsight: all cases known at once (engine)", f"{best:.1f}", "100.0 %",
                  str(len(hindsight.assignments)), str(urgent_placed(pool, hindsight.assignments)),
+                 str(vulnerable_placed(pool, hindsight.assignments)),
                  str(jobs_taken(pool, hindsight.assignments)), f"{hindsight_s:.1f}"))
     shares: dict[str, float] = {}
     for name, place in methods.items():
@@ -333,7 +334,8 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
         value = realised_welfare(pool, assignments, weights)
         shares[name] = 100 * value / best
         rows.append((name, f"{value:.1f}", f"{shares[name]:.1f} %", str(len(assignments)),
-                     str(urgent_placed(pool, assignments)), str(jobs_taken(pool, assignments)), f"{seconds:.1f}"))
+                     str(urgent_placed(pool, assignments)), str(vulnerable_placed(pool, assignments)),
+                     str(jobs_taken(pool, assignments)), f"{seconds:.1f}"))
     note = (f"hindsight run: {hindsight.status}, gap {100 * hindsight.gap:.2f} % on its own welfare objective; "
             "dynamic batches with arrivals to come, by the scenarios their plan was solved with: "
             + ", ".join(f"{n}: {planned.count(n)}" for n in sorted(set(planned), reverse=True)))
@@ -367,6 +369,10 @@ def share_summary(shares: Mapping[int, Mapping[str, float]]) -> list[Row]:
 
 def urgent_placed(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:
     return sum(c.urgency in ("emergency", "urgent") for c in snapshot.cases if c.case_id in assignments)
+
+
+def vulnerable_placed(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:
+    return sum(c.vulnerable for c in snapshot.cases if c.case_id in assignments)
 
 
 def jobs_taken(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> int:

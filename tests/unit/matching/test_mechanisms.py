@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from benchmarks.matching_pools import synthetic_pool, with_host_wishes
 from services.matching import solver
 from services.matching.future import Future, Plan, Present, relaxed_plan
-from services.matching.model import Capacity, PoolSnapshot, SolverParams, inputs_digest
+from services.matching.model import Capacity, Case, PoolSnapshot, SolverParams, inputs_digest
 from services.matching.solver import SolveResult, blocking_pairs, solve
 from tests.unit.matching.pools import feasible_assignments, pools
 from tests.unit.matching.test_solver import case, check_hard_constraints, host, naive_blocking_pairs, pool
@@ -205,6 +205,41 @@ def test_the_dynamic_plan_keeps_a_scarce_accessible_unit_for_the_arrival_that_ne
     assert protected(planned) == protected(first)
     then = dataclasses.replace(snapshot, cases=(*snapshot.cases, later), fixed={**snapshot.fixed, "e": "b"})
     assert solve(then, WELFARE).assignments["n"] == "a"
+
+
+def clinic_pool(protection: dict[str, Any]) -> tuple[PoolSnapshot, Case]:
+    """Nine earlier arrivals were urgent (or vulnerable) and needed dialysis (placed, fixed, at a full
+    host); the one host left with dialysis (a, at p1) has one place. Now e arrives, who is neither
+    and needs nothing, but ranks p1 first and has family there: e gains more at a than such an arrival
+    would. Also returns the next such arrival."""
+    def needs_dialysis(case_id: str, k: int) -> Case:
+        return case(case_id, medical_needs=frozenset({"dialysis"}), preferred_places=("p3",), arrived_seq=k,
+                    **protection)
+
+    earlier = [needs_dialysis(f"f{k}", k) for k in range(9)]
+    full = host("x", place="p3", capacity=Capacity(people=9, beds=9), medical_services=frozenset({"dialysis"}))
+    clinic = host("a", place="p1", medical_services=frozenset({"dialysis"}))
+    e = case("e", preferred_places=("p1", "p2"), tie_places=frozenset({"p1"}), arrived_seq=9)
+    snapshot = pool([*earlier, e], [full, clinic, host("b", place="p2")], fixed={f.case_id: "x" for f in earlier})
+    return snapshot, needs_dialysis("n", 10)
+
+
+@pytest.mark.parametrize("protection", [{"urgency": "urgent"}, {"vulnerable": True}], ids=["urgent", "vulnerable"])
+def test_the_dynamic_plan_keeps_room_for_an_expected_protected_arrival_though_welfare_would_not(
+        protection: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot, arrival = clinic_pool(protection)
+    params = SolverParams(time_limit_s=10.0, mechanism="dynamic", expected_arrivals=1, scenarios=4)
+
+    planned = solve(snapshot, params)
+    assert planned.assignments["e"] == "b" and planned.held_back == ()
+    then = dataclasses.replace(snapshot, cases=(*snapshot.cases, arrival), fixed={**snapshot.fixed, "e": "b"})
+    assert solve(then, WELFARE).assignments["n"] == "a"
+
+    # weighed by welfare alone, e's gain at a beats the expected arrival's, and the arrival finds no room
+    monkeypatch.setattr(solver, "PROTECTED_ARRIVAL_WEIGHT", 0)
+    assert solve(snapshot, params).assignments["e"] == "a"
+    then = dataclasses.replace(snapshot, cases=(*snapshot.cases, arrival), fixed={**snapshot.fixed, "e": "a"})
+    assert "n" in solve(then, WELFARE).unplaced
 
 
 def held_back_pool(**e_fields: Any) -> PoolSnapshot:
