@@ -102,8 +102,8 @@ Mechanisms (``SolverParams.mechanism``)
   vulnerable) is worth ``PROTECTED_ARRIVAL_WEIGHT`` largest gains more, so the plan keeps room for
   the protected arrivals to come rather than spend it on welfare. Its linear relaxation is solved
   exactly (GLOP), and the welfare phase then places the real cases as the plan does, welfare
-  breaking its ties and rounding its fractions. A case with no
-  emergency, urgent or vulnerable member and no pending proposal may be held back: when the plan
+  breaking its ties and rounding its fractions. A case with no emergency, urgent or vulnerable
+  member and no pending proposal may be held back: when the plan
   gives its place to expected arrivals that gain more from it, it stays unplaced in this run
   (``SolveResult.held_back``) and is planned again in the next. Only real cases are proposed; the
   objective is their welfare.
