@@ -54,6 +54,7 @@ from benchmarks.matching_pools import (
 )
 from services.matching.model import (
     PoolSnapshot,
+    Scope,
     SolverParams,
     Weights,
     beneficiary_preference,
@@ -283,6 +284,13 @@ def arrive_in_batches(pool: PoolSnapshot, batches: int,
     return placed
 
 
+def each_batch(place: Callable[[PoolSnapshot, int, int], dict[str, str]],
+               solver_seed: int) -> Callable[[PoolSnapshot, dict[str, str], int], dict[str, str]]:
+    """``place`` (the pool so far, the number of cases still to come, a solver seed) as
+    ``arrive_in_batches`` calls it."""
+    return lambda snapshot, _, left: place(snapshot, left, solver_seed)
+
+
 def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, seed: int,
                        hindsight_params: SolverParams, params: SolverParams, dynamic: SolverParams,
                        solver_seeds: tuple[int, ...], weights: Weights) -> tuple[list[Row], dict[str, float], str]:
@@ -294,12 +302,10 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
     hindsight = solve(pool, hindsight_params)
     hindsight_s = time.perf_counter() - began
     best = realised_welfare(pool, hindsight.assignments, weights)
-    methods: dict[str, Callable[[PoolSnapshot, dict[str, str], int], dict[str, str]]] = {
-        "greedy best score, each batch": lambda s, placed, _: greedy_best_score(s, weights, placed)}
-    for solver_seed in solver_seeds:
-        methods[f"plain re-solve (welfare mode), each batch, solver seed {solver_seed}"] = (
-            lambda s, _, __, k=solver_seed: solve(s, dataclasses.replace(params, seed=k)).assignments)
     planned: list[int] = []  # the scenarios of the plan of every dynamic batch with arrivals to come
+
+    def plain(snapshot: PoolSnapshot, left: int, solver_seed: int) -> dict[str, str]:
+        return solve(snapshot, dataclasses.replace(params, seed=solver_seed)).assignments
 
     def plan_ahead(snapshot: PoolSnapshot, left: int, solver_seed: int) -> dict[str, str]:
         result = solve(snapshot, dataclasses.replace(dynamic, expected_arrivals=left, seed=solver_seed))
@@ -307,9 +313,6 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
             planned.append(planned_scenarios(result))
         return result.assignments
 
-    for solver_seed in solver_seeds:
-        methods[f"dynamic mode ({dynamic.scenarios} scenarios), each batch, solver seed {solver_seed}"] = (
-            lambda s, _, left, k=solver_seed: plan_ahead(s, left, k))
     previous = previous_period(n_cases, seed, program)
     earlier = {c.case_id for c in previous}
 
@@ -317,9 +320,13 @@ def dynamic_comparison(program: str, n_cases: int, n_hosts: int, batches: int, s
         assignments = plan_ahead(with_previous_period(snapshot, previous), left, solver_seed)
         return {case_id: host_id for case_id, host_id in assignments.items() if case_id not in earlier}
 
-    for solver_seed in solver_seeds:
-        methods[f"dynamic mode, a later period, each batch, solver seed {solver_seed}"] = (
-            lambda s, _, left, k=solver_seed: in_a_later_period(s, left, k))
+    methods: dict[str, Callable[[PoolSnapshot, dict[str, str], int], dict[str, str]]] = {
+        "greedy best score, each batch": lambda s, placed, _: greedy_best_score(s, weights, placed)}
+    for label, strategy in (("plain re-solve (welfare mode)", plain),
+                            (f"dynamic mode ({dynamic.scenarios} scenarios)", plan_ahead),
+                            ("dynamic mode, a later period", in_a_later_period)):
+        for solver_seed in solver_seeds:
+            methods[f"{label}, each batch, solver seed {solver_seed}"] = each_batch(strategy, solver_seed)
     rows: list[Row] = [("method", "realised welfare", "share of hindsight", "placed", "emergency+urgent placed",
                         "vulnerable placed", "jobs taken", "seconds")]
     rows.append(("hindsight: all cases known at once (engine)", f"{best:.1f}", "100.0 %",
@@ -567,8 +574,10 @@ def quality_and_speed(args: argparse.Namespace, parts: set[str], weights: Weight
                       f"{len(first_come_first_served(big))}"))
     state = live(3000, 300)
     every = MatchingSettings().matching_full_solve_every
-    for scope, what in (("changes", f"around the changes (the service's re-solve; {every - 1} runs in {every})"),
-                        ("pool", f"of the whole pool (the service's 1 run in {every})")):
+    scopes: tuple[tuple[Scope, str], ...] = (
+        ("changes", f"around the changes (the service's re-solve; {every - 1} runs in {every})"),
+        ("pool", f"of the whole pool (the service's 1 run in {every})"))
+    for scope, what in scopes:
         times, results = resolves(state, dataclasses.replace(service, scope=scope), args.resolves)
         moved = [len(r.withdrawn) for r in results]
         speed.append((f"re-solve {what} after one capacity update, live 3,000 x 300 ({len(state.fixed)} fixed, "
