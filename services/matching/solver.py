@@ -685,6 +685,11 @@ class _Run:
     def _candidates(self) -> Candidates:
         return Candidates(self.start, self.x_host, self.unit_demand, self.remaining)
 
+    def _largest_gain(self) -> int:
+        """The largest gain of any candidate position: the unit in which weights that must outweigh
+        every welfare difference are counted."""
+        return int(np.abs(self.x_gain).max(initial=0))
+
     def _values(self, levels: Sequence[_Level], choice: IntArray) -> list[int]:
         placed = choice >= 0
         return [int(level.weights[placed].sum()) for level in levels]
@@ -1094,7 +1099,7 @@ class _Run:
         towards_welfare = better_hosts(self.choice, candidates, self.x_gain)
         wish = np.array([min(host_preference(self.cases[i], self.hosts[j]) for i in self.units[u].members)
                          for u, j in zip(self.x_unit.tolist(), self.x_host.tolist(), strict=True)])
-        wish_first = np.rint(wish * SCORE_SCALE).astype(np.int64) * (10 * int(np.abs(self.x_gain).max(initial=0)) + 1)
+        wish_first = np.rint(wish * SCORE_SCALE).astype(np.int64) * (10 * self._largest_gain() + 1)
         self.exchanged = {"welfare": towards_welfare,
                           "host_wishes": better_hosts(towards_welfare, candidates, wish_first + self.x_gain)}
 
@@ -1471,7 +1476,7 @@ class _Run:
                 hosts_of.append(chosen)
                 gains_of.append(base[r, chosen].astype(np.int64))
         self.pruned = pruned  # phantoms' pruning says nothing about real cases
-        protected_bonus = PROTECTED_ARRIVAL_WEIGHT * int(np.abs(self.x_gain).max(initial=0))
+        protected_bonus = PROTECTED_ARRIVAL_WEIGHT * self._largest_gain()
         for k, phantom in enumerate(self.future):
             if phantom.urgency in ("emergency", "urgent") or phantom.vulnerable:
                 gains_of[k] = gains_of[k] + protected_bonus
@@ -1602,7 +1607,7 @@ class _Run:
         self.phases.append(PhaseRecord("dynamic:held_back", "HELD", len(self.held_back), None, 0.0, 0.0))
         placed_units = np.flatnonzero(self.choice >= 0)
         follow = np.zeros_like(self.x_gain)
-        follow[positions] = np.rint(plan.present * (PLAN_WEIGHT * int(np.abs(self.x_gain).max(initial=0)) + 1))
+        follow[positions] = np.rint(plan.present * (PLAN_WEIGHT * self._largest_gain() + 1))
         # no gap limit: the plan's weight inflates the objective, so a relative gap on it would leave
         # welfare unoptimised
         objective, bound, status = self.welfare(budget, phase="dynamic:follow_plan", relative_gap=0.0,
