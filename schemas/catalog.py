@@ -25,6 +25,7 @@ TOPIC_OF: Final[dict[type[e.Event], str]] = {
     e.ProposalWithdrawn: t.PROPOSALS,
     e.SolverRunRecorded: t.SOLVER_RUNS,
     e.SolverRunRecordedV2: t.SOLVER_RUNS,
+    e.SolverRunRecordedV3: t.SOLVER_RUNS,
     e.ProposalReviewed: t.DECISIONS,
     e.ApprovalDecided: t.DECISIONS,
     e.BeneficiaryResponded: t.DECISIONS,

@@ -382,6 +382,38 @@ class SolverRunRecordedV2(SolverRunRecorded):
         description="One sentence on stability: what this result is, and what was proven.")
 
 
+class SolverPhase(Contract):
+    """One step of a solver run: what it optimised and how far it got (docs/matching.md, How a solve works)."""
+
+    name: Label
+    status: Label
+    objective: float | None = Field(allow_inf_nan=False, description="The step's value, where it has one (a "
+                                    "protection level's count, a welfare objective, the cases it held back).")
+    bound: float | None = Field(allow_inf_nan=False,
+                                description="The best value the step proved possible, where it proved one.")
+    deterministic_time: float = Field(ge=0, allow_inf_nan=False)
+    wall_time_s: float = Field(ge=0, allow_inf_nan=False)
+
+
+class SolverRunRecordedV3(SolverRunRecordedV2):
+    """A solver run as v2 records it, with the cases it held back and the steps it took.
+
+    Replaces ``centre.match.solver-run-recorded.v2``: a run in dynamic mode may leave a case that no
+    protection level asks to place unplaced for the arrivals it expects, a decision v2 did not record; and
+    whether each protection level was proven was in no record at all. Readers of v2 fields read them here
+    unchanged.
+    """
+
+    type: ClassVar[str] = "centre.match.solver-run-recorded.v3"
+
+    held_back: list[Identifier] = Field(
+        max_length=100_000, description="Dynamic mode: the cases the run left unplaced though they fit, since the "
+        "arrivals it expects gain more from their places; they wait in the pool and are planned again by the next "
+        "run. Never an emergency, urgent or vulnerable case, nor one holding a pending proposal.")
+    phases: list[SolverPhase] = Field(max_length=200)
+    warnings: list[Annotated[str, StringConstraints(min_length=1, max_length=400)]] = Field(max_length=100)
+
+
 # --- Approval, responses, placement --------------------------------------------------------------
 
 

@@ -379,7 +379,7 @@ class Surge:
             "re-matched after a decline or rejection": self.tally.rematched,
             "notifications delivered": counts["centre.notification.delivered.v1"],
             "dead letters": counts["centre.deadletter.recorded.v1"],
-            "solver runs": counts["centre.match.solver-run-recorded.v2"],
+            "solver runs": counts["centre.match.solver-run-recorded.v3"],
             "audit records": sum(counts.values()),
             "audit chain verified": bool(verdict["ok"]),
             "time taken (s)": round(elapsed, 1),

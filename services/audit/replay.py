@@ -1,7 +1,8 @@
 """Replaying a solver run from the audit log: ``python -m services.audit.cli replay RUN``.
 
 A replay rebuilds a run's inputs from the audit stream alone, runs the matching solver again with the
-recorded parameters and seed, and shows that the proposals are identical or exactly how they differ.
+recorded parameters and seed, and shows that the proposals (and, for runs recorded as v3, the cases held
+back) are identical or exactly how they differ.
 
 The seam is a process. A service never imports another service, so this module knows nothing of how
 matching folds its events or solves: it selects the records the run depends on, by what the run itself
@@ -23,7 +24,7 @@ from typing import Any
 from services.audit.chain import AuditRecord
 
 #: A solver run's record: v2 adds the mechanism and blocking pairs, and both stay readable.
-RUN_RECORDED: tuple[str, ...] = ("centre.match.solver-run-recorded.v1", "centre.match.solver-run-recorded.v2")
+RUN_RECORDED: tuple[str, ...] = tuple(f"centre.match.solver-run-recorded.v{n}" for n in (1, 2, 3))
 PROPOSED = "centre.match.proposed.v1"
 WITHDRAWN = "centre.match.proposal-withdrawn.v1"
 #: The matching service's own records a replay needs besides its inputs: runs, proposals, withdrawals.
@@ -163,6 +164,10 @@ class Verdict:
     wall_limit_hit: bool
     #: the run's solver version and the replay's, when they differ (another OR-Tools or engine code)
     solver_changed: tuple[str, str] | None = None
+    #: cases held back for the arrivals expected by the run only, or by the replay only (runs before v3
+    #: recorded none, so there is nothing to compare)
+    held_back_only_recorded: tuple[str, ...] = ()
+    held_back_only_replayed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         def proposal(p: Proposal) -> dict[str, Any]:
@@ -179,6 +184,8 @@ class Verdict:
             "explained_by_not_applied": list(self.explained),
             "wall_limit_hit": self.wall_limit_hit,
             "solver_changed": list(self.solver_changed) if self.solver_changed else None,
+            "held_back_only_recorded": list(self.held_back_only_recorded),
+            "held_back_only_replayed": list(self.held_back_only_replayed),
         }
 
 
@@ -211,9 +218,15 @@ def judge(run: RecordedRun, report: Mapping[str, Any]) -> Verdict:
     explained = sorted({p.case_id for p in (*full.only_recorded, *full.only_replayed) if p.case_id in not_applied}
                        | {w[0] for w in recorded_withdrawals ^ replayed_withdrawals if w[0] in not_applied})
     recorded_solver, replayed_solver = str(run.run.get("solver_version")), str(report.get("solver_version"))
-    return Verdict(kept.identical and not only_recorded and not only_replayed, kept, only_recorded, only_replayed,
-                   tuple(explained), bool(report.get("wall_limit_hit")),
-                   (recorded_solver, replayed_solver) if recorded_solver != replayed_solver else None)
+    recorded_held = run.run.get("held_back")
+    replayed_held = set(report.get("held_back") or ())
+    held_only_recorded = tuple(sorted(set(recorded_held) - replayed_held)) if recorded_held is not None else ()
+    held_only_replayed = tuple(sorted(replayed_held - set(recorded_held))) if recorded_held is not None else ()
+    identical = (kept.identical and not only_recorded and not only_replayed
+                 and not held_only_recorded and not held_only_replayed)
+    return Verdict(identical, kept, only_recorded, only_replayed, tuple(explained), bool(report.get("wall_limit_hit")),
+                   (recorded_solver, replayed_solver) if recorded_solver != replayed_solver else None,
+                   held_only_recorded, held_only_replayed)
 
 
 def render_verdict(run: RecordedRun, report: Mapping[str, Any], verdict: Verdict | None) -> str:
@@ -239,8 +252,10 @@ def render_verdict(run: RecordedRun, report: Mapping[str, Any], verdict: Verdict
                  f"({counts})")
     replayed = len(report.get("proposals", ()))
     if verdict.identical:
-        lines.append(f"IDENTICAL: {len(run.proposals)} proposal(s) and {len(run.withdrawn)} withdrawal(s) recorded, "
-                     f"the same again on replay (status {report.get('status')}).")
+        held = run.run.get("held_back")
+        proposed, withdrawn = f"{len(run.proposals)} proposal(s)", f"{len(run.withdrawn)} withdrawal(s)"
+        decisions = f"{proposed}, {withdrawn} and {len(held)} held back" if held else f"{proposed} and {withdrawn}"
+        lines.append(f"IDENTICAL: {decisions} recorded, the same again on replay (status {report.get('status')}).")
         if verdict.explained:
             lines.append(f"  {len(verdict.explained)} decision(s) of the solver were not applied at the time, as "
                          f"the run recorded (the pool changed during the solve): {', '.join(verdict.explained)}")
@@ -257,6 +272,10 @@ def render_verdict(run: RecordedRun, report: Mapping[str, Any], verdict: Verdict
         lines.append(f"  case {case_id}: the run withdrew its proposal on host {host_id}; the replay does not")
     for case_id, host_id in verdict.withdrawals_only_replayed:
         lines.append(f"  case {case_id}: the replay withdraws its proposal on host {host_id}; the run did not")
+    for case_id in verdict.held_back_only_recorded:
+        lines.append(f"  case {case_id}: the run held it back for the arrivals it expected; the replay does not")
+    for case_id in verdict.held_back_only_replayed:
+        lines.append(f"  case {case_id}: the replay holds it back for the arrivals it expects; the run did not")
     if verdict.explained:
         lines.append(f"  (and {len(verdict.explained)} decision(s) of the solver not applied at the time, as the run "
                      "recorded: not counted as differences)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,17 +42,18 @@ RunReader = Annotated[Caller, Depends(require("caseworker", "approver", "auditor
 @router.get("/runs")
 async def solver_runs(request: Request, caller: RunReader, pool_id: Identifier | None = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
-    """The latest solver runs, with their inputs' digest, objective, bound and gap, and the blocking pairs
-    of their solution (a case and a host that would both rather have each other), in every mode."""
+    """The latest solver runs, with their inputs' digest, objective, bound and gap, the blocking pairs of
+    their solution (a case and a host that would both rather have each other), in every mode, the cases
+    a dynamic run held back for the arrivals it expects, and each step's status, value and bound."""
     async with context_of(request).pool.acquire() as connection:
         rows = await connection.fetch(
             "SELECT run_id, pool_id, inputs_digest, solver_version, seed, status, objective, bound, gap, duration_s,"
-            " proposals, withdrawals, started_at, mechanism, blocking_pairs, stability"
+            " proposals, withdrawals, started_at, mechanism, blocking_pairs, stability, held_back, phases, warnings"
             " FROM solver_runs WHERE $1::text IS NULL OR pool_id = $1"
             " ORDER BY started_at DESC LIMIT $2",
             pool_id, limit,
         )
-    return [dict(row) for row in rows]
+    return [dict(row) | {"phases": None if row["phases"] is None else json.loads(row["phases"])} for row in rows]
 
 
 pool_inputs = EventConsumer(

@@ -9,8 +9,8 @@ of matching, and matching reads nothing of audit's tables.
 
 What it does:
 
-1. finds the run and every earlier run (``centre.match.solver-run-recorded.v1`` or ``.v2``, one partition,
-   so the log's order is the order they were recorded) and their ``inputs["replay"]``: the watermark (the last input
+1. finds the run and every earlier run (``centre.match.solver-run-recorded.v1`` to ``.v3``, one partition, so
+   the log's order is the order they were recorded) and their ``inputs["replay"]``: the watermark (the last input
    record matching had applied, per topic partition, when it read the pool), the date consents were judged
    against, the digests of each part of the inputs;
 2. folds the input records at or below the run's watermark into matching's state with :func:`fold`, the
@@ -20,7 +20,8 @@ What it does:
    function the service uses (``pool.snapshot_from_rows``);
 4. checks ``inputs_digest(snapshot, params)`` against the recorded digest: if they differ, the inputs could
    not be rebuilt; it says which parts differ and stops (exit 1);
-5. solves with the recorded parameters and seed and prints the proposals and withdrawals as JSON (exit 0).
+5. solves with the recorded parameters and seed and prints the proposals, withdrawals and held-back cases as
+   JSON (exit 0).
    It solves without the run's wall-clock stop: a run that did not hit that stop was bounded by its
    deterministic budget alone, which the replay reproduces on any machine however busy; a run that did hit
    it (``wall_limit_hit``) may legitimately come out differently, and the caller says so.
@@ -66,6 +67,7 @@ from schemas.events import (
     ResponseExpired,
     SolverRunRecorded,
     SolverRunRecordedV2,
+    SolverRunRecordedV3,
 )
 from services.matching.model import PoolSnapshot, SolverParams, Weights, inputs_digest, inputs_part_digests
 from services.matching.pool import arrival_seq, snapshot_from_rows
@@ -136,7 +138,7 @@ def watermark_of(replay: Mapping[str, Any]) -> Watermark | None:
 def runs_in_order(records: Iterable[Record]) -> list[Run]:
     runs = []
     for record in sorted(records, key=lambda r: r.seq):
-        if record.type not in (SolverRunRecorded.type, SolverRunRecordedV2.type):
+        if record.type not in (SolverRunRecorded.type, SolverRunRecordedV2.type, SolverRunRecordedV3.type):
             continue
         event = record.event()
         if not isinstance(event, SolverRunRecorded):
@@ -507,6 +509,7 @@ def replay(records: Sequence[Record], run_id: str) -> tuple[int, dict[str, Any]]
     ]
     report["withdrawn"] = [{"case_id": case_id, "host_id": host_id}
                            for case_id, host_id in sorted(result.withdrawn.items())]
+    report["held_back"] = sorted(result.held_back)
     return 0, report
 
 

@@ -21,7 +21,7 @@ import structlog
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from schemas.events import MatchProposed, ProposalWithdrawn, SolverRunRecordedV2
+from schemas.events import MatchProposed, ProposalWithdrawn, SolverPhase, SolverRunRecordedV3
 from services.matching import store
 from services.matching.model import (
     Case,
@@ -241,12 +241,16 @@ async def apply(
     if replay is not None:
         # In the open ``inputs`` object: new keys there break no consumer of the v1 event (docs/audit.md).
         inputs["replay"] = {**replay, "not_applied": sorted(not_applied)}
-    run = SolverRunRecordedV2(
+    run = SolverRunRecordedV3(
         run_id=run_id, pool_id=solved.pool_id, inputs_digest=result.inputs_digest, inputs=inputs,
         parameters=parameters, solver_version=result.solver_version, seed=params.seed, status=result.status,
         objective=result.objective, bound=result.bound, gap=result.gap, duration_s=result.duration_s,
         proposals=made, withdrawals=withdrawn, mechanism=result.mechanism, blocking_pairs=result.blocking_pairs,
         blocking_pairs_bound=result.blocking_pairs_bound, stability=result.stability,
+        held_back=sorted(result.held_back), phases=[SolverPhase(
+            name=phase.name, status=phase.status, objective=phase.objective, bound=phase.bound,
+            deterministic_time=phase.deterministic_time, wall_time_s=phase.wall_time_s) for phase in result.phases],
+        warnings=list(result.warnings),
     )
     await store.record_run(connection, run, started_at=started_at)
     await record_event(connection, run, source=source)

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas.events import SolverRunRecordedV2
+from schemas.events import SolverRunRecordedV3
 
 LIVE = ("pending", "approved", "placed")
 
@@ -209,12 +209,14 @@ async def pool_inputs(connection: asyncpg.Connection, pool_id: str,
     return {"cases": cases, "hosts": hosts, "proposals": proposals, "forbidden": forbidden}
 
 
-async def record_run(connection: asyncpg.Connection, run: SolverRunRecordedV2, *, started_at: datetime) -> None:
+async def record_run(connection: asyncpg.Connection, run: SolverRunRecordedV3, *, started_at: datetime) -> None:
     await connection.execute(
         "INSERT INTO solver_runs (run_id, pool_id, inputs_digest, parameters, solver_version, seed, status,"
         " objective, bound, gap, duration_s, proposals, withdrawals, started_at, mechanism, blocking_pairs,"
-        " stability) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        " stability, held_back, phases, warnings)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         run.run_id, run.pool_id, run.inputs_digest, json.dumps(run.parameters), run.solver_version, run.seed,
         run.status, run.objective, run.bound, run.gap, run.duration_s, run.proposals, run.withdrawals, started_at,
-        run.mechanism, run.blocking_pairs, run.stability,
+        run.mechanism, run.blocking_pairs, run.stability, run.held_back,
+        json.dumps([phase.model_dump(mode="json") for phase in run.phases]), run.warnings,
     )

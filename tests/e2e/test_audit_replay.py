@@ -19,7 +19,7 @@ from tests.unit.audit.audit_scratch import scratch_database
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_RECORDED = "centre.match.solver-run-recorded.v2"
+RUN_RECORDED = "centre.match.solver-run-recorded.v3"
 CAPACITY_UPDATED = "centre.host.capacity-updated.v1"
 RECORD_COLUMNS = ('seq, event_id, event_type, source, subject, event_time, topic, partition, "offset", traceparent,'
                   " payload, prev_hash, record_hash, recorded_at")
@@ -36,7 +36,8 @@ async def replay_cli(database_url: str, run_id: str, *extra: str) -> tuple[int, 
 
 async def runs_of(connection: asyncpg.Connection, pool: str) -> list[asyncpg.Record]:
     return await connection.fetch(
-        "SELECT run_id, proposals, withdrawals, mechanism, blocking_pairs, stability FROM matching.solver_runs"
+        "SELECT run_id, proposals, withdrawals, mechanism, blocking_pairs, stability, held_back, phases"
+        " FROM matching.solver_runs"
         " WHERE pool_id = $1 ORDER BY started_at",
         pool)
 
@@ -108,9 +109,12 @@ async def test_runs_of_a_real_flow_replay_identically_and_a_changed_input_is_cau
             recorded_run = json.loads(await connection.fetchval(
                 "SELECT payload FROM audit.records WHERE event_type = $1 AND (payload::jsonb) ->> 'run_id' = $2",
                 RUN_RECORDED, run["run_id"]))
-            assert {key: recorded_run[key] for key in ("mechanism", "blocking_pairs", "stability")} == {
-                "mechanism": run["mechanism"], "blocking_pairs": run["blocking_pairs"], "stability": run["stability"]}
+            assert {key: recorded_run[key] for key in ("mechanism", "blocking_pairs", "stability", "held_back")} == {
+                "mechanism": run["mechanism"], "blocking_pairs": run["blocking_pairs"], "stability": run["stability"],
+                "held_back": run["held_back"]}
+            assert recorded_run["phases"] == json.loads(run["phases"]), "the steps the run took, as it kept them"
         assert sum(run["proposals"] for run in runs) >= 3
+        assert any(json.loads(run["phases"]) for run in runs)
 
         identical = 0
         for run in runs:

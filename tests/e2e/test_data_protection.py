@@ -264,7 +264,7 @@ async def test_a_case_without_consent_for_matching_is_never_proposed(centre: Cen
 
     async def run_recorded() -> list[dict[str, Any]] | None:
         runs = [record["payload"] for record in await centre.audit_of(pool)
-                if record["event_type"] == "centre.match.solver-run-recorded.v2"]
+                if record["event_type"] == "centre.match.solver-run-recorded.v3"]
         return runs if any(run["proposals"] for run in runs) else None
 
     runs = await eventually(run_recorded, what="the solver run that made the proposal in the audit log")

@@ -37,20 +37,23 @@ async def database() -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-async def accessible_pool(connection: asyncpg.Connection, pool_id: str, arrived: datetime) -> None:
-    """The pool, every case of it arrived at ``arrived`` (in arrival order, a microsecond apart)."""
+async def accessible_pool(connection: asyncpg.Connection, pool_id: str, arrived: datetime, *,
+                          second_place: bool = True, earlier_urgency: str = "normal") -> None:
+    """The pool, every case of it arrived at ``arrived`` (in arrival order, a microsecond apart); without
+    ``second_place``, host b is left out, so the unit is e's only place."""
     def host(place: str, people: int, accessible_units: int) -> dict[str, object]:
         return {"host_type": "municipality", "place": place,
                 "capacity": {"people": people, "beds": people, "accessible_units": accessible_units}}
 
     await store.upsert_host(connection, f"{pool_id}-x", pool_id, host("p3", 9, 9))
     await store.upsert_host(connection, f"{pool_id}-a", pool_id, host("p1", 1, 1))
-    await store.upsert_host(connection, f"{pool_id}-b", pool_id, host("p2", 1, 0))
+    if second_place:
+        await store.upsert_host(connection, f"{pool_id}-b", pool_id, host("p2", 1, 0))
     seq = arrival_seq(arrived)
     for k in range(9):
         case_id = f"{pool_id}-f{k}"
-        await store.upsert_case(connection, case_id, pool_id, {"members": [ADULT], "needs": {"accessible": True}},
-                                arrived_seq=seq + k)
+        await store.upsert_case(connection, case_id, pool_id, {"members": [ADULT], "needs": {"accessible": True},
+                                                               "urgency": earlier_urgency}, arrived_seq=seq + k)
         await connection.execute(
             "INSERT INTO proposals (proposal_id, case_id, host_id, pool_id, run_id, status, score)"
             " VALUES ($1, $2, $3, $4, 'run-earlier', 'approved', 1.0)",
@@ -92,3 +95,27 @@ async def test_without_a_horizon_every_pool_plans_for_the_configured_arrivals(da
         await accessible_pool(connection, "pool-configured", datetime.now(UTC) - 3 * DAY)
     configured = dataclasses.replace(DYNAMIC, expected_arrivals=5)
     assert await solved(database, "pool-configured", timedelta(0), configured) == (5, "b")
+
+
+async def test_a_case_held_back_for_the_arrivals_to_come_is_in_the_run_record_and_its_event(
+        database: asyncpg.Pool) -> None:
+    async with database.acquire() as connection:
+        # the arrivals to come are like the earlier ones, urgent, so the plan keeps the unit for them
+        await accessible_pool(connection, "pool-held", datetime.now(UTC) - timedelta(hours=2), second_place=False,
+                              earlier_urgency="urgent")
+    result = await resolve_pool(database, "/services/matching", "pool-held", DYNAMIC, planning_horizon=DAY)
+    assert result is not None and result.held_back == ("pool-held-e",)
+    async with database.acquire() as connection:
+        run = await connection.fetchrow("SELECT run_id, held_back, phases, warnings FROM solver_runs"
+                                        " WHERE pool_id = 'pool-held'")
+        event = await connection.fetchval("SELECT value FROM outbox WHERE headers->>'ce_type' = $1 AND key = $2",
+                                          "centre.match.solver-run-recorded.v3", "pool-held")
+        proposed = await connection.fetchval("SELECT count(*) FROM proposals WHERE case_id = 'pool-held-e'")
+    assert proposed == 0, "e waits in the pool: no proposal"
+    assert run["held_back"] == ["pool-held-e"]
+    phases = {phase["name"]: phase for phase in json.loads(run["phases"])}
+    assert phases["dynamic:held_back"]["objective"] == 1
+    recorded = json.loads(event)
+    assert recorded["run_id"] == run["run_id"] and recorded["held_back"] == ["pool-held-e"]
+    assert [phase["name"] for phase in recorded["phases"]] == list(phases)
+    assert recorded["warnings"] == run["warnings"]

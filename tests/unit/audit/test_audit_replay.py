@@ -84,3 +84,27 @@ def test_the_verdict_names_each_difference_and_what_the_run_explains() -> None:
                 "differing_parts": ["hosts"], "inputs": {"recorded": {"hosts": 2}, "rebuilt": {"hosts": 2}}}
     text = render_verdict(run, mismatch, None)
     assert "MISMATCH" in text and "differing part(s): hosts" in text
+
+
+def test_the_cases_a_run_held_back_are_compared_when_the_run_recorded_them() -> None:
+    from services.audit.replay import RecordedRun, judge, render_verdict
+
+    proposals = (Proposal("c1", "h1", 0.5, {"score": 0.5}),)
+    solved = {"outcome": "solved", "solver_version": "ortools 9.15; engine aaaa", "withdrawn": [],
+              "proposals": [{"case_id": "c1", "host_id": "h1", "score": 0.5, "explanation": {"score": 0.5}}]}
+    v3 = RecordedRun("run-1", {"solver_version": "ortools 9.15; engine aaaa", "held_back": ["c2", "c3"]}, 4,
+                     proposals, ())
+    same = judge(v3, {**solved, "held_back": ["c3", "c2"]})
+    assert same.identical
+    assert "1 proposal(s), 0 withdrawal(s) and 2 held back recorded" in render_verdict(v3, solved, same)
+
+    other = judge(v3, {**solved, "held_back": ["c3", "c4"]})
+    assert not other.identical
+    assert (other.held_back_only_recorded, other.held_back_only_replayed) == (("c2",), ("c4",))
+    text = render_verdict(v3, solved, other)
+    assert "case c2: the run held it back for the arrivals it expected; the replay does not" in text
+    assert "case c4: the replay holds it back for the arrivals it expects; the run did not" in text
+
+    # a run recorded before v3 says nothing of what it held back: there is nothing to compare
+    v2 = RecordedRun("run-1", {"solver_version": "ortools 9.15; engine aaaa"}, 4, proposals, ())
+    assert judge(v2, {**solved, "held_back": ["c4"]}).identical
