@@ -1092,9 +1092,9 @@ class _Run:
         """Stable mode, before the stability phase: the protection solution exchanged within classes
         towards welfare (where the welfare mode starts), and that exchanged again towards what hosts
         want (``host_preference`` first, welfare second), for ``prefer_exchanged``. Why the second:
-        most blocking pairs on big pools are a host wanting an unplaced case more than one it holds
-        (12,628 of 13,293 on 2,000 x 200 with host wishes), and moving the cases hosts want to those
-        hosts leaves fewer (11,916)."""
+        most blocking pairs on big pools are a host that would let go of cases it wants less for an
+        unplaced case (9,892 of 10,383 on 2,000 x 200 with host wishes), and moving the cases hosts
+        want to those hosts leaves fewer (9,618)."""
         candidates = self._candidates()
         towards_welfare = better_hosts(self.choice, candidates, self.x_gain)
         wish = np.array([min(host_preference(self.cases[i], self.hosts[j]) for i in self.units[u].members)
@@ -1109,7 +1109,8 @@ class _Run:
         pairs, then more arrival seniority, then more welfare. It keeps its best offers and the bound
         without search for its placed set. Why: on 2,000 x 200 the stability phase improves nothing
         within its budget, and the stable mode ended with 19,558 blocking pairs where the welfare
-        mode's exchanges leave 13,293; without host wishes, with no pair blocking either way, its
+        mode's exchanges leave 13,293 (as pairs were counted before a host had to make room by letting
+        go of cases it wants less); without host wishes, with no pair blocking either way, its
         welfare was 2145.6 against the welfare mode's 2414.7. Offering the exchanged solution to the
         stability phase instead (as its hint or as one more candidate) cost 300 x 30 16-21 pairs
         through the phases that follow (docs/matching.md)."""
@@ -1166,16 +1167,16 @@ class _Run:
 
         A pair (case i, host j) counts exactly as :func:`blocking_pairs` counts it: compatible and not
         declined, i is not at j and prefers j (``beneficiary_preference``; unplaced prefers any), and j
-        has room for i in every dimension or prefers i (``host_preference``) to a case it holds. With
-        ``a[i, v]`` = "i sits at a host it likes at least v", ``f[j, d, t]`` = "j's load in dimension d
-        is at least t" and ``c[j, v]`` = "j holds a case it likes less than v", the pair's indicator
-        ``b`` must be true when ``not a and not any f`` (room) or ``not a and c`` (wanted): two
-        clauses. Minimising the sum of the ``b`` makes each one exactly the pair's blocking status;
-        ``a``, ``f`` and ``c`` are only allowed to be true when what they say holds. The definitions
-        are returned too, so that ``_complete`` can turn a hint of the placements into a full hint.
+        would take i in by letting go of the cases it wants less than i (``host_preference``): i fits
+        beside the cases j holds that it wants at least as much. With ``a[i, v]`` = "i sits at a host it
+        likes at least v" and ``f[j, w, d, t]`` = "the cases j holds that it wants at least w need at
+        least t in dimension d", the pair's indicator ``b`` must be true when ``not a and not any f``
+        (for w the host's wish for i and t one more than leaves room for i): one clause. Minimising the
+        sum of the ``b`` makes each one exactly the pair's blocking status; ``a`` and ``f`` are only
+        allowed to be true when what they say holds. The definitions are returned too, so that
+        ``_complete`` can turn a hint of the placements into a full hint.
         """
         definitions: list[_Definition] = []
-        n_hosts = len(self.hosts)
         cases, hosts = self.cases, self.hosts
         in_model = np.zeros(len(self.units), dtype=bool)
         in_model[units] = True
@@ -1188,47 +1189,57 @@ class _Run:
             i, j = self.case_index.get(case_id), self.host_index.get(host_id)
             if i is not None and j is not None:
                 const_host[i] = j
-        const_load = self.used.copy()  # fixed usage (the result has not been taken yet)
         for u in np.flatnonzero(~in_model & (self.choice >= 0)).tolist():
-            host = int(self.x_host[self.choice[u]])
-            const_host[list(self.units[u].members)] = host
-            const_load[host] += self.unit_demand[u]
-        least_wanted = np.full(n_hosts, np.inf)
-        for held in np.flatnonzero(const_host >= 0).tolist():
-            host = int(const_host[held])
-            least_wanted[host] = min(least_wanted[host], host_preference(cases[held], hosts[host]))
-        # the model's positions: host, demand, and the least wanted member there
+            const_host[list(self.units[u].members)] = int(self.x_host[self.choice[u]])
+        const_cases = np.flatnonzero(const_host >= 0)
+        const_wish = np.array([host_preference(cases[i], hosts[int(const_host[i])]) for i in const_cases.tolist()])
+        case_demand = np.array([demand_of(case) for case in cases], dtype=np.int64).reshape(
+            len(cases), len(DEMAND_DIMENSIONS))
+        # the model's positions: host, and each member's wish and demand
         pos_host = self.x_host[positions]
-        pos_demand = self.unit_demand[self.x_unit[positions]]
-        pos_least = np.array([min(host_preference(cases[i], hosts[int(pos_host[p])])
-                                  for i in self.units[int(self.x_unit[q])].members)
-                              for p, q in enumerate(positions.tolist())], dtype=np.float64)
+        pos_members = [self.units[int(self.x_unit[q])].members for q in positions.tolist()]
+        pos_wish = [[host_preference(cases[i], hosts[int(pos_host[p])]) for i in members]
+                    for p, members in enumerate(pos_members)]
         at_host: dict[int, list[int]] = defaultdict(list)
         for p, j in enumerate(pos_host.tolist()):
             at_host[j].append(p)
         local_of_unit = {int(u): k for k, u in enumerate(units.tolist())}
         unit_first = np.concatenate([[0], np.cumsum(self.start[units + 1] - self.start[units])]).astype(np.int64)
-        max_load = const_load.copy()
-        np.add.at(max_load, pos_host, pos_demand)
         capacity = self.scores.capacity
+        kept_loads: dict[float, tuple[IntArray, IntArray, IntArray]] = {}
+
+        def kept(wish: float) -> tuple[IntArray, IntArray, IntArray]:
+            """For the cases each host wants at least ``wish``: their load that the model cannot change,
+            the most it can reach, and each position's share of it."""
+            if wish not in kept_loads:
+                const_load = np.zeros_like(capacity)
+                counted = const_cases[const_wish >= wish]
+                np.add.at(const_load, const_host[counted], case_demand[counted])
+                pos_demand = np.array([case_demand[[i for i, w in zip(members, wishes, strict=True) if w >= wish]]
+                                       .sum(axis=0) for members, wishes in zip(pos_members, pos_wish, strict=True)],
+                                      dtype=np.int64).reshape(len(positions), len(DEMAND_DIMENSIONS))
+                max_load = const_load.copy()
+                np.add.at(max_load, pos_host, pos_demand)
+                kept_loads[wish] = (const_load, max_load, pos_demand)
+            return kept_loads[wish]
 
         TRUE, FALSE = -1, -2  # constant literals
-        full_var: dict[tuple[int, int, int], int] = {}
+        full_var: dict[tuple[int, float, int, int], int] = {}
         liked_var: dict[tuple[int, float], int] = {}
-        holds_var: dict[tuple[int, float], int] = {}
 
-        def full(j: int, d: int, t: int) -> int:
-            """Literal "host j's load in dimension d is at least t"."""
+        def full(j: int, wish: float, d: int, t: int) -> int:
+            """Literal "the cases host j wants at least ``wish`` need at least t in dimension d"."""
+            const_load, max_load, pos_demand = kept(wish)
             if t <= const_load[j, d]:
                 return TRUE
             if t > max_load[j, d]:
                 return FALSE
-            key = (j, d, t)
+            key = (j, wish, d, t)
             if key not in full_var:
                 (var,) = model.new_bools(1)
                 mine = [p for p in at_host[j] if pos_demand[p, d] > 0]
                 need = int(t - const_load[j, d])
-                model.linear(mine, pos_demand[mine, d], need, int(max_load[j, d]), only_if=var)
+                model.linear(mine, pos_demand[mine, d], need, int(max_load[j, d] - const_load[j, d]), only_if=var)
                 definitions.append(_Definition(var, "at_least", mine, pos_demand[mine, d].tolist(), need))
                 full_var[key] = var
             return full_var[key]
@@ -1249,22 +1260,6 @@ class _Run:
                     liked_var[key] = var
             return liked_var[key]
 
-        def holds_less_wanted(j: int, v: float) -> int:
-            """Literal "host j holds a case it likes less than v"."""
-            if least_wanted[j] < v:
-                return TRUE
-            key = (j, v)
-            if key not in holds_var:
-                mine = [p for p in at_host[j] if pos_least[p] < v]
-                if not mine:
-                    holds_var[key] = FALSE
-                else:
-                    (var,) = model.new_bools(1)
-                    model.linear([*mine, var], [1] * len(mine) + [-len(mine)], -len(mine), 0)
-                    definitions.append(_Definition(var, "any", mine))
-                    holds_var[key] = var
-            return holds_var[key]
-
         indicators: list[int] = []
         constant = 0
         for start in range(0, len(cases), CHUNK):
@@ -1274,7 +1269,7 @@ class _Run:
                 free = unit_of[i] >= 0 and in_model[unit_of[i]]
                 now = int(const_host[i])
                 bp_row = rows.beneficiary_preference[r]
-                demand = demand_of(cases[i])
+                demand = case_demand[i]
                 for j in np.flatnonzero(rows.allowed[r]).tolist():
                     v = float(bp_row[j])
                     if free:
@@ -1286,30 +1281,19 @@ class _Run:
                         if now == j or (now >= 0 and v <= bp_row[now]):
                             continue
                         stay = []
-                    fulls = [full(j, d, int(capacity[j, d]) - demand[d] + 1) for d in range(len(DEMAND_DIMENSIONS))]
-                    room = FALSE if TRUE in fulls else (TRUE if all(f == FALSE for f in fulls) else None)
-                    wanted = holds_less_wanted(j, float(rows.host_preference[r, j]))
-                    if room == TRUE or wanted == TRUE:
-                        if not stay:
-                            constant += 1
-                            continue
-                        (b,) = model.new_bools(1)
-                        model.bool_or([b, *stay])
-                        indicators.append(b)
-                        definitions.append(_Definition(b, "clauses", clauses=[stay]))
-                        continue
-                    if room == FALSE and wanted == FALSE:
+                    wish = float(rows.host_preference[r, j])
+                    fulls = [full(j, wish, d, int(capacity[j, d]) - int(demand[d]) + 1)
+                             for d in range(len(DEMAND_DIMENSIONS))]
+                    if TRUE in fulls:
+                        continue  # j cannot take i in without letting go of a case it wants as much
+                    if not stay and all(f == FALSE for f in fulls):
+                        constant += 1
                         continue
                     (b,) = model.new_bools(1)
                     indicators.append(b)
-                    clauses = []
-                    if room is None:
-                        clauses.append([*stay, *(f for f in fulls if f != FALSE)])
-                    if wanted != FALSE:
-                        clauses.append([*stay, -wanted - 1])
-                    for clause in clauses:
-                        model.bool_or([b, *clause])
-                    definitions.append(_Definition(b, "clauses", clauses=clauses))
+                    clause = [*stay, *(f for f in fulls if f != FALSE)]
+                    model.bool_or([b, *clause])
+                    definitions.append(_Definition(b, "clauses", clauses=[clause]))
         return indicators, constant, definitions
 
     def _assignments(self, choice: IntArray) -> dict[str, str]:
@@ -1850,9 +1834,10 @@ def blocking_pairs(snapshot: PoolSnapshot, assignments: Mapping[str, str]) -> in
     instead of promising stability we report how far a solution is from it. A pair counts when it
     is compatible and not declined, the case is not already with that host, the case *prefers* the
     host by its own stated ranking (``beneficiary_preference``; an unplaced case prefers any
-    compatible host), and the host either still has room for the household in people, beds,
-    accessible units and school places, or *prefers* the case (``host_preference``) to at least one
-    of the cases it has. Simplification: swapping one case out is assumed to make room.
+    compatible host), and the host would take the household in, in people, beds, accessible units
+    and school places, by letting go of the cases it wants less (``host_preference``): room left as
+    it is, or made by those cases. A host that would have to let go of a case it wants as much or
+    more would not rather be matched with this one, so that pair does not block.
     """
     cases = tuple(sorted(snapshot.cases, key=lambda c: c.case_id))
     hosts = tuple(sorted(snapshot.hosts, key=lambda h: h.host_id))
@@ -1871,24 +1856,35 @@ class _BlockingCount:
     def __init__(self, cases: Sequence[Case], scores: PoolScores, assignments: Mapping[str, str]) -> None:
         hosts = scores.hosts
         self.cases = cases
+        self.capacity = scores.capacity
         self.assigned = np.full(len(cases), -1, dtype=np.int64)
         self.current = np.full(len(cases), -np.inf)
-        used = np.zeros((len(hosts), len(DEMAND_DIMENSIONS)), dtype=np.int64)
-        self.least_wanted = np.full(len(hosts), np.inf)
-        for i, case in enumerate(cases):
-            j = scores.host_index.get(assignments.get(case.case_id, ""), -1)
-            if j < 0:
-                continue
+        held = [(i, scores.host_index.get(assignments.get(case.case_id, ""), -1)) for i, case in enumerate(cases)]
+        held = [(i, j) for i, j in held if j >= 0]
+        for i, j in held:
             self.assigned[i] = j
-            self.current[i] = beneficiary_preference(case, hosts[j])
-            used[j] += demand_of(case)
-            self.least_wanted[j] = min(self.least_wanted[j], host_preference(case, hosts[j]))
-        self.left = scores.capacity - used
+            self.current[i] = beneficiary_preference(cases[i], hosts[j])
+        self.held_host = np.array([j for _, j in held], dtype=np.int64)
+        self.held_wish = np.array([host_preference(cases[i], hosts[j]) for i, j in held], dtype=np.float64)
+        self.held_demand = np.array([demand_of(cases[i]) for i, _ in held], dtype=np.int64).reshape(
+            len(held), len(DEMAND_DIMENSIONS))
+        self.left: dict[float, IntArray] = {}
+
+    def _left_keeping(self, wish: float) -> IntArray:
+        """Each host's capacity left beside the cases it holds that it wants at least ``wish``."""
+        if wish not in self.left:
+            kept = self.held_wish >= wish
+            load = np.zeros_like(self.capacity)
+            np.add.at(load, self.held_host[kept], self.held_demand[kept])
+            self.left[wish] = self.capacity - load
+        return self.left[wish]
 
     def count(self, chunk: list[int], rows: ScoreRows) -> int:
         demand = np.array([demand_of(self.cases[i]) for i in chunk], dtype=np.int64)
-        room = (demand[:, None, :] <= self.left[None, :, :]).all(axis=2)
-        wants = rows.host_preference > self.least_wanted[None, :]
+        takes = np.zeros(rows.allowed.shape, dtype=bool)
+        for wish in np.unique(rows.host_preference[rows.allowed]).tolist():
+            fits = (demand[:, None, :] <= self._left_keeping(wish)[None, :, :]).all(axis=2)
+            takes |= (rows.host_preference == wish) & fits
         prefers = rows.beneficiary_preference > self.current[chunk][:, None]
-        elsewhere = np.arange(len(self.left))[None, :] != self.assigned[chunk][:, None]
-        return int((rows.allowed & prefers & elsewhere & (room | wants)).sum())
+        elsewhere = np.arange(len(self.capacity))[None, :] != self.assigned[chunk][:, None]
+        return int((rows.allowed & prefers & elsewhere & takes).sum())

@@ -52,21 +52,26 @@ def fewest_blocking_pairs(snapshot: PoolSnapshot) -> tuple[int, int]:
 
 def test_blocking_pairs_hand_checked_with_capacity_in_several_dimensions() -> None:
     # one host, 4 people and 1 school place, that wants Ukrainian speakers: a and b speak it and
-    # each need the school place; c does not and needs none
+    # each need the school place; d speaks it and needs none; c does not speak it and needs none
     a = case("a", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
     b = case("b", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
     c = case("c", people=2, beds=2)
+    d = case("d", people=2, beds=2, languages=frozenset({"uk"}))
     h = host("h", capacity=Capacity(people=4, beds=4, school_places=1), preferred_languages=frozenset({"uk"}))
-    snapshot = pool([a, b, c], [h])
-    # a and c placed: b (unplaced) has no room, but h prefers b to c: 1
+    snapshot = pool([a, b, c, d], [h])
+    # a and c placed: d blocks (h lets c go, and d fits beside a); b does not, since it needs a's
+    # school place and h wants a as much as b: 1
     assert blocking_pairs(snapshot, {"a": "h", "c": "h"}) == 1
-    # a alone: c fits (2 people left, no school place needed) and blocks; b does not fit (school
-    # place taken) and h does not prefer b to a: 1
-    assert blocking_pairs(snapshot, {"a": "h"}) == 1
-    # c alone: a and b both fit: 2
-    assert blocking_pairs(snapshot, {"c": "h"}) == 2
-    # nobody: all three fit: 3
-    assert blocking_pairs(snapshot, {}) == 3
+    # a alone: c and d fit in the room left; b does not (the school place is taken): 2
+    assert blocking_pairs(snapshot, {"a": "h"}) == 2
+    # c alone: a, b and d fit beside c: 3
+    assert blocking_pairs(snapshot, {"c": "h"}) == 3
+    # c and d: h would let c go for a, or for b, and either fits beside d: 2
+    assert blocking_pairs(snapshot, {"c": "h", "d": "h"}) == 2
+    # a and d: h is full of cases it wants, so neither b nor c blocks: stable
+    assert blocking_pairs(snapshot, {"a": "h", "d": "h"}) == 0
+    # nobody: all four fit: 4
+    assert blocking_pairs(snapshot, {}) == 4
 
 
 def test_welfare_mode_reports_blocking_pairs_and_stable_mode_removes_them() -> None:
@@ -89,19 +94,18 @@ def test_welfare_mode_reports_blocking_pairs_and_stable_mode_removes_them() -> N
     assert stable.objective < welfare.objective  # stability costs welfare here
 
 
-def test_stable_mode_says_when_no_stable_matching_exists() -> None:
-    """Capacity in two dimensions: a and b cannot share the one school place. Every assignment has a
-    blocking pair (enumerated), while with two school places {a, b} would be stable."""
-    a = case("a", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
-    b = case("b", people=2, beds=2, school_places=1, languages=frozenset({"uk"}), arrived_seq=1)
-    c = case("c", people=2, beds=2, arrived_seq=2)
-    h = host("h", capacity=Capacity(people=4, beds=4, school_places=1), preferred_languages=frozenset({"uk"}))
-    snapshot = pool([a, b, c], [h])
-    assert fewest_blocking_pairs(snapshot) == (1, 1)
-    roomier = pool([a, b, c], [dataclasses.replace(h, capacity=Capacity(people=4, beds=4, school_places=2))])
-    assert fewest_blocking_pairs(roomier)[0] == 0
+def test_stable_mode_says_when_no_stable_matching_keeps_the_protection_levels() -> None:
+    """One host, with room for 2 people, that wants Ukrainian speakers: w speaks it, e does not but is an
+    emergency. Placing w alone is stable (enumerated), but protection places e, and then h would let e
+    go for w: every assignment that keeps the protection levels has a blocking pair."""
+    e = case("e", people=2, beds=2, urgency="emergency")
+    w = case("w", people=2, beds=2, languages=frozenset({"uk"}), arrived_seq=1)
+    h = host("h", capacity=Capacity(people=2, beds=2), preferred_languages=frozenset({"uk"}))
+    snapshot = pool([e, w], [h])
+    assert fewest_blocking_pairs(snapshot) == (0, 1)
 
     result = solve(snapshot, STABLE)
+    assert result.assignments == {"e": "h"}
     assert result.blocking_pairs == 1 and result.blocking_pairs_bound == 1
     assert next(p for p in result.phases if p.name == "stable:blocking_pairs").status == "OPTIMAL"
     assert result.stability.startswith("no stable matching keeps the protection levels")

@@ -103,13 +103,13 @@ def test_the_service_solves_the_whole_pool_first_and_every_nth_time_and_around_t
 
 
 def test_a_stability_claim_of_a_re_solve_around_the_changes_says_it_holds_given_the_kept_proposals() -> None:
-    # the pool of test_mechanisms' "no stable matching exists", with a's proposal pending and kept
-    a = case("a", people=2, beds=2, school_places=1, languages=frozenset({"uk"}))
-    b = case("b", people=2, beds=2, school_places=1, languages=frozenset({"uk"}), arrived_seq=1)
-    c = case("c", people=2, beds=2, arrived_seq=2)
-    h = host("h", capacity=Capacity(people=4, beds=4, school_places=1), preferred_languages=frozenset({"uk"}))
+    # one host with room for 2 people that wants Ukrainian speakers: c, who does not speak it, holds a
+    # pending proposal there that the re-solve keeps, so w, who does, blocks with the host
+    c = case("c", people=2, beds=2)
+    w = case("w", people=2, beds=2, languages=frozenset({"uk"}), arrived_seq=1)
+    h = host("h", capacity=Capacity(people=2, beds=2), preferred_languages=frozenset({"uk"}))
     stable = dataclasses.replace(AROUND_CHANGES, mechanism="stable")
-    result = solve(pool([a, b, c], [h], pending={"a": "h"}), stable)
+    result = solve(pool([c, w], [h], pending={"c": "h"}), stable)
     assert result.blocking_pairs_bound == 1
     assert result.stability.startswith(
         "no stable matching keeps the protection levels given the 1 pending proposals kept by this re-solve")

@@ -219,13 +219,12 @@ def naive_blocking_pairs(snapshot: PoolSnapshot, assignments: dict[str, str]) ->
             if current is not None and beneficiary_preference(c, h) <= beneficiary_preference(c, hosts[current]):
                 continue
             cap = h.capacity
-            there = members[h.host_id]
-            room = (sum(m.people for m in there) + c.people <= cap.people
-                    and sum(m.beds for m in there) + c.beds <= cap.beds
-                    and sum(m.needs_accessible for m in there) + c.needs_accessible <= cap.accessible_units
-                    and sum(m.school_places for m in there) + c.school_places <= cap.school_places)
-            wants = any(host_preference(c, h) > host_preference(m, h) for m in there)
-            count += room or wants
+            # the host lets go of the cases it wants less than c, and keeps the others
+            kept = [m for m in members[h.host_id] if host_preference(m, h) >= host_preference(c, h)]
+            count += (sum(m.people for m in kept) + c.people <= cap.people
+                      and sum(m.beds for m in kept) + c.beds <= cap.beds
+                      and sum(m.needs_accessible for m in kept) + c.needs_accessible <= cap.accessible_units
+                      and sum(m.school_places for m in kept) + c.school_places <= cap.school_places)
     return count
 
 
