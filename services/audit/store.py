@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from schemas.events import CaseRegistered, CaseSubmitted, NotificationRequested
+from schemas.events import CaseRegistered, CaseSubmitted, NotificationRequested, SolverRunRecordedV3
 from services.audit.chain import AuditRecord, payload_json
 from services.audit.checkpoint import Checkpoint, SignedCheckpoint
 
@@ -22,6 +22,7 @@ CHECKPOINT_COLUMNS = "size, root_hash, last_record_hash, sealed_at, key_id, sign
 NOTIFICATION_REQUESTED = NotificationRequested.type
 CASE_REGISTERED = CaseRegistered.type
 CASE_SUBMITTED = CaseSubmitted.type
+RUN_RECORDED = SolverRunRecordedV3.type
 
 
 def record_of(row: asyncpg.Record) -> AuditRecord:
@@ -158,7 +159,8 @@ async def seq_range_recorded(
 
 async def case_history(connection: asyncpg.Connection, case_id: str) -> list[AuditRecord]:
     """Every record about one case, in log order: those keyed by it, its notifications (keyed by their own
-    ids, linked through NotificationRequested.case_id) and the partner submission it was registered from."""
+    ids, linked through NotificationRequested.case_id), the partner submission it was registered from, and
+    the solver runs (keyed by pool) that held it back for the arrivals they expected."""
     rows = await connection.fetch(
         f"""
         WITH notifications AS (
@@ -172,6 +174,7 @@ async def case_history(connection: asyncpg.Connection, case_id: str) -> list[Aud
         WHERE subject = $1
            OR subject IN (SELECT subject FROM notifications)
            OR (event_type = '{CASE_SUBMITTED}' AND subject IN (SELECT ref FROM submissions))
+           OR (event_type = '{RUN_RECORDED}' AND (payload::jsonb) -> 'held_back' ? $1)
         ORDER BY seq
         """,
         case_id,

@@ -1,9 +1,10 @@
 """The history of one case as a person reads it, told from the audit log alone.
 
-Registered, consent, every proposal with its explanation, the reviews and decisions and who made them, the
-responses, the placement and the notifications, in log order. Personal data stays sealed: the identity is
-only said to be there (and under which key), and the household is described by what matching may use,
-counted rather than listed where it touches health (medical needs, vulnerabilities).
+Registered, consent, every proposal with its explanation, the solver runs that held the case back for the
+arrivals they expected, the reviews and decisions and who made them, the responses, the placement and the
+notifications, in log order. Personal data stays sealed: the identity is only said to be there (and under
+which key), and the household is described by what matching may use, counted rather than listed where it
+touches health (medical needs, vulnerabilities).
 """
 
 from __future__ import annotations
@@ -199,6 +200,13 @@ def _placed(p: Mapping[str, Any]) -> Described:
             f"proposal {p.get('proposal_id')})", None, ())
 
 
+def _held_back(p: Mapping[str, Any]) -> Described:
+    expected = (p.get("parameters") or {}).get("expected_arrivals")
+    return ("held back", f"not proposed by solver run {p.get('run_id')} of pool {p.get('pool_id')}, though a place "
+            f"fits: the {expected} arrivals it expected gain more from it; the case waits in the pool and the next "
+            "run plans again", None, ())
+
+
 def _notification_requested(p: Mapping[str, Any]) -> Described:
     recipient = p.get("recipient") or {}
     return ("notification", f"{p.get('rule')}: {recipient.get('kind')} {recipient.get('ref')} to be told via "
@@ -247,6 +255,7 @@ DESCRIBE: dict[str, Callable[[Mapping[str, Any]], Described]] = {
     "centre.response.beneficiary.v1": _responded("beneficiary"),
     "centre.response.host.v1": _responded("host"),
     "centre.placement.confirmed.v1": _placed,
+    "centre.match.solver-run-recorded.v3": _held_back,
     "centre.notification.requested.v1": _notification_requested,
     "centre.notification.delivered.v1": _notification_delivered,
     "centre.notification.failed.v1": _notification_failed,
@@ -279,10 +288,13 @@ def case_timeline(case_id: str, records: Iterable[AuditRecord]) -> list[Timeline
     submissions = {(payload.get("organisation_id"), payload.get("external_ref")) for payload in registrations}
     entries: list[TimelineEntry] = []
     for record in ordered:
+        payload = record.payload if isinstance(record.payload, Mapping) else {}
         if record.event_type == "centre.partner.case-submitted.v1":
-            payload = record.payload if isinstance(record.payload, Mapping) else {}
             if (payload.get("organisation_id"), payload.get("external_ref")) not in submissions:
                 continue
+        held_back = payload.get("held_back") or ()
+        if record.event_type == "centre.match.solver-run-recorded.v3" and case_id not in held_back:
+            continue  # a run is about its pool: it is this case's only when it held this case back
         step, summary, actor, details = _describe(record)
         entries.append(TimelineEntry(record.seq, record.event_time, step, summary, actor, details,
                                      record.event_type, record.event_id, record.source))

@@ -26,6 +26,8 @@ from tests.unit.audit.audit_scratch import (
     auditor_authorization,
     centre_records,
     consumer_record,
+    held_back_run,
+    journey,
     registered,
     scratch_database,
     token_authority,
@@ -35,8 +37,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = "case-0000001"
-STEPS = ["submitted", "registered", "consent", "proposed", "reviewed", "decided", "response", "response", "placed",
-         "notification", "notification"]
+STEPS = ["submitted", "registered", "consent", "held back", "proposed", "reviewed", "decided", "response", "response",
+         "placed", "notification", "notification"]
 
 
 def submission(organisation_id: str) -> CaseSubmitted:
@@ -54,7 +56,14 @@ async def log() -> AsyncIterator[tuple[str, asyncpg.Pool]]:
         submitted = [consumer_record(submission(organisation), topic=topics.PARTNER_SUBMISSIONS, partition=0,
                                      offset=offset, time=START - timedelta(seconds=1))
                      for offset, organisation in enumerate(("org-desk", "org-other"))]
-        await recorder.handle_batch([*submitted, *centre_records(3)])
+        journeys = list(centre_records(3))
+        consented = len(journey(CASE)) + 2  # the first case's whole journey, then CASE's registration and consent
+        # after its consent, a run held CASE back (and another run held back another case only)
+        held = [consumer_record(held_back_run(f"run-held-{n}", cases), topic=topics.SOLVER_RUNS, partition=0,
+                                offset=n, time=START + timedelta(seconds=1, milliseconds=2))
+                for n, cases in enumerate(([CASE, "case-0000002"], ["case-0000002"]))]
+        for batch in ([*submitted, *journeys[:consented]], held, journeys[consented:]):
+            await recorder.handle_batch(batch)
         yield url, pool
 
 
@@ -90,7 +99,7 @@ async def test_the_cli_prints_it_for_a_person_with_personal_data_sealed(log: tup
     text = await timeline(CASE)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0].startswith(f"Case {CASE}: 11 records in the audit log")
+    assert lines[0].startswith(f"Case {CASE}: 12 records in the audit log")
     assert "identity sealed under key case-0000001" in text.stdout
     assert "household of 3 (2 adults, 1 child), urgency urgent, 1 medical need(s) recorded" in text.stdout
     identity = registered(CASE).identity

@@ -39,6 +39,7 @@ from schemas.events import (
     ProposalReviewed,
     Recipient,
     SealedIdentity,
+    SolverRunRecordedV3,
 )
 from services.audit import recorder as audit_recorder
 from services.runtime.access import TokenAuthority
@@ -103,6 +104,16 @@ def registered(case_id: str, pool_id: str = "pool-north") -> CaseRegistered:
             needs=Needs(medical=["dialysis"], accessible=True), languages=["ar", "en"],
             occupations=["nurse"], urgency="urgent", vulnerabilities=["single-income"]),
         identity=sealed_identity(case_id))
+
+
+def held_back_run(run_id: str, held_back: list[str], pool_id: str = "pool-north") -> SolverRunRecordedV3:
+    """A run in dynamic mode that held ``held_back`` back for the 40 arrivals it expected."""
+    return SolverRunRecordedV3(
+        run_id=run_id, pool_id=pool_id, inputs_digest="0" * 64, inputs={"cases": 3},
+        parameters={"mechanism": "dynamic", "expected_arrivals": 40}, solver_version="ortools 9.15; engine test",
+        seed=0, status="OPTIMAL", objective=1.0, bound=1.0, gap=0.0, duration_s=0.1, proposals=0, withdrawals=0,
+        mechanism="dynamic", blocking_pairs=0, stability="stable: no case and host would both rather be matched",
+        held_back=held_back, phases=[], warnings=[])
 
 
 EXPLANATION: dict[str, object] = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.audit.chain import AuditRecord, seal
 from services.audit.timeline import case_timeline, explanation_lines, render_timeline
-from tests.unit.audit.audit_scratch import EXPLANATION, journey, registered
+from tests.unit.audit.audit_scratch import EXPLANATION, held_back_run, journey, registered
 
 
 def records_of(events: list[Any], *, first_seq: int = 1) -> list[AuditRecord]:
@@ -56,3 +56,13 @@ def test_odd_records_are_still_shown() -> None:
     steps = [entry.step for entry in case_timeline("case-1", [plain, unreadable, unknown, broken])]
     assert steps == ["registered", "unreadable", "other", "other"]
     assert render_timeline("case-nobody", []) == "No records about case case-nobody in the audit log."
+
+
+def test_a_run_that_held_the_case_back_is_in_its_history_and_a_run_that_did_not_is_not() -> None:
+    events = [registered("case-1"), held_back_run("run-7", ["case-2", "case-1"]), held_back_run("run-8", ["case-2"])]
+    entries = case_timeline("case-1", records_of(events))
+    assert [entry.step for entry in entries] == ["registered", "held back"]
+    assert entries[1].summary == (
+        "not proposed by solver run run-7 of pool pool-north, though a place fits: the 40 arrivals it expected gain "
+        "more from it; the case waits in the pool and the next run plans again")
+    assert [entry.step for entry in case_timeline("case-2", records_of(events[1:]))] == ["held back", "held back"]
