@@ -113,11 +113,12 @@ def test_stable_mode_says_when_no_stable_matching_keeps_the_protection_levels() 
     assert protected(result) == protected(solve(snapshot, WELFARE))
 
 
-def test_stable_mode_ends_with_no_more_blocking_pairs_than_the_exchanges_leave() -> None:
+def test_stable_mode_keeps_the_best_exchanged_solution_and_then_lowers_its_blocking_pairs_by_moves() -> None:
     """With too little budget for the stability phase to improve on the protection solution, the
     stable mode keeps the exchanged solution with the fewest blocking pairs: here the one exchanged
     towards what hosts want, which has fewer than the welfare mode's (whose exchanges are the other
-    candidate), with the same protection levels and every hard constraint."""
+    candidate). Single households then move, each move kept only if the exact count drops: fewer still,
+    with the same protection levels and every hard constraint."""
     snapshot = with_host_wishes(synthetic_pool(300, 30, seed=1))
     stable = solve(snapshot, SolverParams(time_limit_s=0.1, mechanism="stable"))
     welfare = solve(snapshot, SolverParams(time_limit_s=0.1))
@@ -125,13 +126,34 @@ def test_stable_mode_ends_with_no_more_blocking_pairs_than_the_exchanges_leave()
     assert set(exchanged) == {"stable:exchanged:welfare", "stable:exchanged:host_wishes"}
     assert [p.status for p in exchanged.values()].count("PREFERRED") == 1
     assert exchanged["stable:exchanged:host_wishes"].status == "PREFERRED"
-    assert stable.blocking_pairs == exchanged["stable:exchanged:host_wishes"].objective
-    assert stable.blocking_pairs == blocking_pairs(snapshot, stable.assignments)
-    assert stable.blocking_pairs < exchanged["stable:exchanged:welfare"].objective
+    assert exchanged["stable:exchanged:host_wishes"].objective < exchanged["stable:exchanged:welfare"].objective
+    moves = next(p for p in stable.phases if p.name == "stable:moves")
+    assert (moves.status, moves.bound) == ("IMPROVED", exchanged["stable:exchanged:host_wishes"].objective)
+    assert stable.blocking_pairs == moves.objective == blocking_pairs(snapshot, stable.assignments)
+    assert stable.blocking_pairs < moves.bound
     assert stable.blocking_pairs < welfare.blocking_pairs
     assert protected(stable) == protected(welfare)
     check_hard_constraints(snapshot, stable)
     assert stable.stability.startswith(f"{stable.blocking_pairs} blocking pairs")
+
+
+def test_on_a_pool_too_big_for_the_exact_model_the_stable_mode_exchanges_and_moves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above STABLE_MODEL_MAX_PAIRS the exact model is not built: the welfare phase runs as in the welfare
+    mode, and the exchanged solutions and the moves that follow lower the blocking pairs from there;
+    the result says that whether a stable matching exists is not known, and claims no bound."""
+    monkeypatch.setattr(solver, "STABLE_MODEL_MAX_PAIRS", 1_000)
+    snapshot = with_host_wishes(synthetic_pool(300, 30, seed=1))
+    stable = solve(snapshot, SolverParams(time_limit_s=0.1, mechanism="stable"))
+    phases = {p.name: p for p in stable.phases}
+    assert phases["stable:blocking_pairs"].status == "NOT_SEARCHED" and "stable:arrival" not in phases
+    exchanged = min(phases[f"stable:exchanged:{name}"].objective or 0 for name in ("welfare", "host_wishes"))
+    assert stable.blocking_pairs == phases["stable:moves"].objective == blocking_pairs(snapshot, stable.assignments)
+    assert stable.blocking_pairs < exchanged
+    assert stable.blocking_pairs_bound is None
+    assert stable.stability.endswith("is not known (the exact model is not searched on a pool this big)")
+    assert protected(stable) == protected(solve(snapshot, SolverParams(time_limit_s=0.1)))
+    check_hard_constraints(snapshot, stable)
 
 
 # --------------------------------------------------------------------------------------------------
