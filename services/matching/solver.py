@@ -135,7 +135,7 @@ import math
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -1157,15 +1157,17 @@ class _Run:
         return -best[1], preferred_bound, "FEASIBLE"
 
     def fewer_blocking_by_moves(self, objective: float, bound: float, status: str) -> tuple[float, float, str]:
-        """Stable mode, after ``prefer_exchanged``: single households move one at a time, each move kept
-        only if it lowers the exact number of blocking pairs (``stability.BlockingPairs``), within
-        ``MOVES_PER_UNIT`` tries per deterministic unit of the run's budget: a placed household into the
-        room another candidate host has, or an unplaced one in place of a placed one of the same
-        protection class (the same weight in every level) at a host where it fits once the other leaves,
-        so that every protection level stays. Households linked to others do not move here. Why: the
-        exchanges move households only among those of one size, and on big pools the stability phase
-        improves nothing within its budget; with these moves the 2,000 x 200 benchmark pool ends with
-        5,922 blocking pairs instead of 9,618 (docs/matching.md)."""
+        """Stable mode, after ``prefer_exchanged``: single households move, each move kept only if it
+        lowers the exact number of blocking pairs (``stability.BlockingPairs``), within
+        ``MOVES_PER_UNIT`` moves weighed per deterministic unit of the run's budget. Three kinds, each
+        keeping every protection level: a placed household into the room another of its candidate hosts
+        has; an unplaced one in place of a placed one of the same protection class (the same weight in
+        every level) where it fits once the other leaves; two placed ones trading hosts where each fits
+        once the other leaves. Households linked to others do not move here. The phases record the
+        count before and after, and how many moves of each kind were kept. Why: the exchanges of step 5
+        move households only among those of one size, and on big pools the stability phase improves
+        nothing within its budget; with these moves the 2,000 x 200 benchmark pool ends with
+        4,874 blocking pairs instead of 9,618 (docs/matching.md)."""
         began = time.perf_counter()
         if len(self.cases) * len(self.hosts) > MOVES_MAX_PAIRS:
             self.phases.append(PhaseRecord("stable:moves", "NOT_SEARCHED", None, None, 0.0, 0.0))
@@ -1189,57 +1191,77 @@ class _Run:
             if choice[u] >= 0:
                 at[int(self.x_host[choice[u]])].append(u)
 
-        def moved(u: int, p: int, out: int | None = None) -> bool:
-            """Unit ``u`` to position ``p`` (and unit ``out`` unplaced), if that lowers the count."""
-            nonlocal tries
-            tries -= 1
-            j = int(self.x_host[p])
-            moves = {self.units[u].members[0]: j}
-            if out is not None:
-                moves[self.units[out].members[0]] = -1
-            if pairs.change(moves) >= 0:
-                return False
-            pairs.move(moves)
+        position_at = {(u, int(self.x_host[p])): p
+                       for u in single for p in range(int(self.start[u]), int(self.start[u + 1]))}
+
+        def place(u: int, p: int) -> None:
             if choice[u] >= 0:
                 old = int(self.x_host[choice[u]])
                 used[old] -= self.unit_demand[u]
                 at[old].remove(u)
-            if out is not None:
-                used[j] -= self.unit_demand[out]
-                at[j].remove(out)
-                choice[out] = -1
-            used[j] += self.unit_demand[u]
-            at[j].append(u)
+            if p >= 0:
+                j = int(self.x_host[p])
+                used[j] += self.unit_demand[u]
+                at[j].append(u)
             choice[u] = p
+
+        kept: dict[str, int] = {"into_room": 0, "in_place": 0, "exchange": 0}
+
+        def moved(kind_of_move: str, *steps: tuple[int, int]) -> bool:
+            """Each unit of ``steps`` to its position (-1: unplaced), if that lowers the count."""
+            nonlocal tries
+            if tries <= 0:
+                return False
+            tries -= 1
+            moves = {self.units[u].members[0]: int(self.x_host[p]) if p >= 0 else -1 for u, p in steps}
+            if pairs.change(moves) >= 0:
+                return False
+            pairs.move(moves)
+            for u, p in sorted(steps, key=lambda step: step[1]):  # leaving first, so "at" stays right
+                place(u, p)
+            kept[kind_of_move] += 1
             return True
+
+        def fits(j: int, leaving: int | None, coming: int) -> bool:
+            out = self.unit_demand[leaving] if leaving is not None else 0
+            return bool((used[j] - out + self.unit_demand[coming] <= self.remaining[j]).all())
+
+        def candidates(u: int) -> Iterator[tuple[int, int]]:
+            for p in range(int(self.start[u]), int(self.start[u + 1])):
+                yield p, int(self.x_host[p])
+
+        def into_room(u: int) -> bool:
+            """Placed ``u`` into the room another of its candidate hosts has."""
+            here = int(self.x_host[choice[u]])
+            return any(j != here and fits(j, None, u) and moved("into_room", (u, p)) for p, j in candidates(u))
+
+        def in_place(u: int) -> bool:
+            """Unplaced ``u`` in place of a placed household of its protection class."""
+            return any(kind[m] == kind[u] and fits(j, m, u) and moved("in_place", (m, -1), (u, p))
+                       for p, j in candidates(u) for m in list(at[j]))
+
+        def exchange(u: int) -> bool:
+            """Placed ``u`` and a household at another of its candidate hosts trade hosts."""
+            here = int(self.x_host[choice[u]])
+            return any(j != here and (v, here) in position_at and fits(j, v, u) and fits(here, u, v)
+                       and moved("exchange", (u, -1), (v, -1), (u, p), (v, position_at[(v, here)]))
+                       for p, j in candidates(u) for v in list(at[j]))
 
         improved = True
         while improved and tries > 0 and not self._past_wall_stop():
             improved = False
-            for u in single:
-                if choice[u] < 0 or tries <= 0:
-                    continue
-                here = int(self.x_host[choice[u]])
-                for p in range(int(self.start[u]), int(self.start[u + 1])):
-                    j = int(self.x_host[p])
-                    if j != here and (used[j] + self.unit_demand[u] <= self.remaining[j]).all() and moved(u, p):
-                        improved = True
+            for step, placed in ((into_room, True), (in_place, False), (exchange, True)):
+                for u in single:
+                    if tries <= 0:
                         break
-            for u in single:
-                if choice[u] >= 0 or tries <= 0:
-                    continue
-                for p in range(int(self.start[u]), int(self.start[u + 1])):
-                    j = int(self.x_host[p])
-                    out = next((m for m in at[j] if kind[m] == kind[u] and (
-                        used[j] - self.unit_demand[m] + self.unit_demand[u] <= self.remaining[j]).all()
-                        and moved(u, p, m)), None)
-                    if out is not None:
+                    if (choice[u] >= 0) == placed and step(u):
                         improved = True
-                        break
         if self._past_wall_stop():
             self.wall_limit_hit = True
         self.phases.append(PhaseRecord("stable:moves", "IMPROVED" if pairs.count < start else "NOT_IMPROVED",
                                        pairs.count, start, 0.0, time.perf_counter() - began))
+        self.phases.extend(PhaseRecord(f"stable:moves:{name}", "KEPT", count, None, 0.0, 0.0)
+                           for name, count in kept.items())
         if pairs.count >= start:
             return objective, bound, status
         self.choice, self.blocking_found = choice, pairs.count

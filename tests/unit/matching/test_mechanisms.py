@@ -137,6 +137,24 @@ def test_stable_mode_keeps_the_best_exchanged_solution_and_then_lowers_its_block
     assert stable.stability.startswith(f"{stable.blocking_pairs} blocking pairs")
 
 
+def test_households_of_different_sizes_trade_hosts_when_that_lowers_the_blocking_pairs() -> None:
+    """The exchanges of step 5 trade hosts only among households of one size; with a budget for more
+    moves, households of any size trade too, each trade kept only where both fit and the exact count
+    drops, so the protection levels and every hard constraint hold."""
+    snapshot = with_host_wishes(synthetic_pool(300, 30, seed=1))
+    stable = solve(snapshot, SolverParams(time_limit_s=1.0, mechanism="stable"))
+    phases = {p.name: p for p in stable.phases}
+    assert phases["stable:moves:exchange"].objective > 0
+    assert stable.blocking_pairs == phases["stable:moves"].objective == blocking_pairs(snapshot, stable.assignments)
+    assert stable.blocking_pairs < phases["stable:moves"].bound
+    # the levels protection proved; "placed" is not proven on this pool within the budget in either mode
+    proven = ("emergency", "urgent", "vulnerable")
+    welfare = solve(snapshot, SolverParams(time_limit_s=1.0))
+    assert [stable.protected_placed[level] for level in proven] == [welfare.protected_placed[level] for level in proven]
+    assert all(phases[f"protect:{level}"].status in ("OPTIMAL", "ATTAINED") for level in proven)
+    check_hard_constraints(snapshot, stable)
+
+
 def test_on_a_pool_too_big_for_the_exact_model_the_stable_mode_exchanges_and_moves(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Above STABLE_MODEL_MAX_PAIRS the exact model is not built: the welfare phase runs as in the welfare
