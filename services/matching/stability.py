@@ -1,5 +1,6 @@
-"""Blocking pairs kept up to date as households move, for the stable mode's last step: moves that keep every
-protection level, each kept only if it lowers the exact count.
+"""Blocking pairs kept up to date as households move, for the stable mode's last step (``solver``'s
+``fewer_blocking_by_moves``): moves that keep every protection level, each kept only if it lowers the exact
+count.
 
 A pair (case i, host j) blocks by what i holds (it must prefer j to its host) and by what j holds (i must
 fit beside the cases j wants at least as much as i): see ``solver.blocking_pairs``, whose definition this
@@ -9,9 +10,9 @@ the whole pool is O(cases x hosts).
 
 Why moves at all: the stable mode's exact model proves its answer on pools of tens of cases, but on
 hundreds its search stays near its hint and on thousands it improves nothing within its budget, so most
-of what the stable mode achieves there comes from exchanges within classes of households of one size
-(docs/matching.md). A household moving into the room another host has, or taking the place of one of
-the same protection class that the host wants less, is a move those exchanges cannot make.
+of what the stable mode achieves there came from exchanges within classes of households of one size
+(docs/matching.md). A household moving into the room another host has, taking the place of one of the
+same protection class, or trading hosts with one of another size is a move those exchanges cannot make.
 """
 
 from __future__ import annotations
