@@ -411,7 +411,9 @@ class SolverRunRecordedV3(SolverRunRecordedV2):
         "arrivals it expects gain more from their places; they wait in the pool and are planned again by the next "
         "run. Never an emergency, urgent or vulnerable case, nor one holding a pending proposal.")
     phases: list[SolverPhase] = Field(max_length=200)
-    warnings: list[Annotated[str, StringConstraints(min_length=1, max_length=400)]] = Field(max_length=100)
+    warnings: list[Annotated[str, StringConstraints(min_length=1, max_length=400)]] = Field(
+        max_length=100, description="What the run warns of (a wall-clock stop, fixed matches over a host's "
+        "capacity, a plan solved with fewer scenarios); at most 100, the last then saying how many more.")
 
 
 # --- Approval, responses, placement --------------------------------------------------------------

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -42,6 +43,17 @@ from services.runtime.settings import ServiceSettings
 from services.runtime.tracing import context_from_headers, tracer
 
 log = structlog.get_logger(__name__)
+
+#: The warnings a run's record carries at most (``SolverRunRecordedV3.warnings``): a capacity cut below the
+#: approved matches of many hosts gives one warning per host.
+MOST_WARNINGS = 100
+
+
+def recorded_warnings(warnings: Sequence[str]) -> list[str]:
+    """A run's warnings as its record carries them: at most MOST_WARNINGS, the last saying how many more."""
+    if len(warnings) <= MOST_WARNINGS:
+        return list(warnings)
+    return [*warnings[:MOST_WARNINGS - 1], f"and {len(warnings) - MOST_WARNINGS + 1} more warnings like these"]
 
 
 class MatchingSettings(ServiceSettings):
@@ -250,7 +262,7 @@ async def apply(
         held_back=sorted(result.held_back), phases=[SolverPhase(
             name=phase.name, status=phase.status, objective=phase.objective, bound=phase.bound,
             deterministic_time=phase.deterministic_time, wall_time_s=phase.wall_time_s) for phase in result.phases],
-        warnings=list(result.warnings),
+        warnings=recorded_warnings(result.warnings),
     )
     await store.record_run(connection, run, started_at=started_at)
     await record_event(connection, run, source=source)
