@@ -395,6 +395,10 @@ class SolverPhase(Contract):
     wall_time_s: float = Field(ge=0, allow_inf_nan=False)
 
 
+#: The warnings a solver run's record carries at most (a run with more keeps the first and counts the rest).
+MOST_RUN_WARNINGS = 100
+
+
 class SolverRunRecordedV3(SolverRunRecordedV2):
     """A solver run as v2 records it, with the cases it held back and the steps it took.
 
@@ -412,8 +416,8 @@ class SolverRunRecordedV3(SolverRunRecordedV2):
         "run. Never an emergency, urgent or vulnerable case, nor one holding a pending proposal.")
     phases: list[SolverPhase] = Field(max_length=200)
     warnings: list[Annotated[str, StringConstraints(min_length=1, max_length=400)]] = Field(
-        max_length=100, description="What the run warns of (a wall-clock stop, fixed matches over a host's "
-        "capacity, a plan solved with fewer scenarios); at most 100, the last then saying how many more.")
+        max_length=MOST_RUN_WARNINGS, description="What the run warns of (a wall-clock stop, fixed matches over a "
+        "host's capacity, a plan solved with fewer scenarios); at most 100, the last then saying how many more.")
 
 
 # --- Approval, responses, placement --------------------------------------------------------------

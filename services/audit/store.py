@@ -22,7 +22,8 @@ CHECKPOINT_COLUMNS = "size, root_hash, last_record_hash, sealed_at, key_id, sign
 NOTIFICATION_REQUESTED = NotificationRequested.type
 CASE_REGISTERED = CaseRegistered.type
 CASE_SUBMITTED = CaseSubmitted.type
-RUN_RECORDED = SolverRunRecordedV3.type
+#: solver runs that name the cases they held back (v3 on)
+RUN_WITH_HELD_BACK = SolverRunRecordedV3.type
 
 
 def record_of(row: asyncpg.Record) -> AuditRecord:
@@ -174,7 +175,7 @@ async def case_history(connection: asyncpg.Connection, case_id: str) -> list[Aud
         WHERE subject = $1
            OR subject IN (SELECT subject FROM notifications)
            OR (event_type = '{CASE_SUBMITTED}' AND subject IN (SELECT ref FROM submissions))
-           OR (event_type = '{RUN_RECORDED}' AND (payload::jsonb) -> 'held_back' ? $1)
+           OR (event_type = '{RUN_WITH_HELD_BACK}' AND (payload::jsonb) -> 'held_back' ? $1)
         ORDER BY seq
         """,
         case_id,

@@ -292,9 +292,9 @@ def case_timeline(case_id: str, records: Iterable[AuditRecord]) -> list[Timeline
         if record.event_type == "centre.partner.case-submitted.v1":
             if (payload.get("organisation_id"), payload.get("external_ref")) not in submissions:
                 continue
-        held_back = payload.get("held_back") or ()
-        if record.event_type == "centre.match.solver-run-recorded.v3" and case_id not in held_back:
-            continue  # a run is about its pool: it is this case's only when it held this case back
+        if record.event_type == "centre.match.solver-run-recorded.v3":
+            if case_id not in (payload.get("held_back") or ()):
+                continue  # a run is about its pool: it is this case's only when it held this case back
         step, summary, actor, details = _describe(record)
         entries.append(TimelineEntry(record.seq, record.event_time, step, summary, actor, details,
                                      record.event_type, record.event_id, record.source))

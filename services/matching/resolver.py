@@ -22,7 +22,13 @@ import structlog
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from schemas.events import MatchProposed, ProposalWithdrawn, SolverPhase, SolverRunRecordedV3
+from schemas.events import (
+    MOST_RUN_WARNINGS,
+    MatchProposed,
+    ProposalWithdrawn,
+    SolverPhase,
+    SolverRunRecordedV3,
+)
 from services.matching import store
 from services.matching.model import (
     Case,
@@ -44,16 +50,13 @@ from services.runtime.tracing import context_from_headers, tracer
 
 log = structlog.get_logger(__name__)
 
-#: The warnings a run's record carries at most (``SolverRunRecordedV3.warnings``): a capacity cut below the
-#: approved matches of many hosts gives one warning per host.
-MOST_WARNINGS = 100
-
 
 def recorded_warnings(warnings: Sequence[str]) -> list[str]:
-    """A run's warnings as its record carries them: at most MOST_WARNINGS, the last saying how many more."""
-    if len(warnings) <= MOST_WARNINGS:
+    """A run's warnings as its record carries them: at most MOST_RUN_WARNINGS, the last saying how many more
+    (a capacity cut below the approved matches of many hosts gives one warning per host)."""
+    if len(warnings) <= MOST_RUN_WARNINGS:
         return list(warnings)
-    return [*warnings[:MOST_WARNINGS - 1], f"and {len(warnings) - MOST_WARNINGS + 1} more warnings like these"]
+    return [*warnings[:MOST_RUN_WARNINGS - 1], f"and {len(warnings) - MOST_RUN_WARNINGS + 1} more warnings like these"]
 
 
 class MatchingSettings(ServiceSettings):

@@ -1195,6 +1195,7 @@ class _Run:
                        for u in single for p in range(int(self.start[u]), int(self.start[u + 1]))}
 
         def place(u: int, p: int) -> None:
+            """Unit ``u`` from where it is to position ``p`` (-1: unplaced), in ``choice``, ``used`` and ``at``."""
             if choice[u] >= 0:
                 old = int(self.x_host[choice[u]])
                 used[old] -= self.unit_demand[u]
@@ -1217,7 +1218,9 @@ class _Run:
             if pairs.change(moves) >= 0:
                 return False
             pairs.move(moves)
-            for u, p in sorted(steps, key=lambda step: step[1]):  # leaving first, so "at" stays right
+            for u, _ in steps:  # all leave first, so a host's room and units are right when they arrive
+                place(u, -1)
+            for u, p in steps:
                 place(u, p)
             kept[kind_of_move] += 1
             return True
@@ -1244,7 +1247,7 @@ class _Run:
             """Placed ``u`` and a household at another of its candidate hosts trade hosts."""
             here = int(self.x_host[choice[u]])
             return any(j != here and (v, here) in position_at and fits(j, v, u) and fits(here, u, v)
-                       and moved("exchange", (u, -1), (v, -1), (u, p), (v, position_at[(v, here)]))
+                       and moved("exchange", (u, p), (v, position_at[(v, here)]))
                        for p, j in candidates(u) for v in list(at[j]))
 
         improved = True

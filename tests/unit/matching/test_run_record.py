@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import SolverRunRecordedV3
-from services.matching.resolver import MOST_WARNINGS, recorded_warnings
+from schemas.events import MOST_RUN_WARNINGS, SolverRunRecordedV3
+from services.matching.resolver import recorded_warnings
 
 RUN = dict(run_id="run-1", pool_id="pool-1", inputs_digest="0" * 64, inputs={}, parameters={},
            solver_version="ortools 9.15; engine test", seed=0, status="OPTIMAL", objective=0.0, bound=0.0, gap=0.0,
@@ -21,7 +21,7 @@ def test_a_run_with_more_warnings_than_its_record_holds_keeps_the_first_and_coun
     with pytest.raises(ValidationError):
         SolverRunRecordedV3(**RUN, warnings=warnings)
     kept = recorded_warnings(warnings)
-    assert len(kept) == MOST_WARNINGS and kept[:-1] == warnings[:MOST_WARNINGS - 1]
+    assert len(kept) == MOST_RUN_WARNINGS and kept[:-1] == warnings[:MOST_RUN_WARNINGS - 1]
     assert kept[-1] == "and 51 more warnings like these"
     assert SolverRunRecordedV3(**RUN, warnings=kept).warnings == kept
-    assert recorded_warnings(warnings[:MOST_WARNINGS]) == warnings[:MOST_WARNINGS]
+    assert recorded_warnings(warnings[:MOST_RUN_WARNINGS]) == warnings[:MOST_RUN_WARNINGS]
